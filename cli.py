@@ -1,0 +1,149 @@
+"""The `factory` command. Thin on purpose: parse, load the recipe, call one library function.
+
+Heavy libraries are imported inside the commands, so `factory --help` answers instantly.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="factory: synthetic reasoning data from a teacher model, verified and deduplicated.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _split_args(args: list[str]) -> tuple[str, list[str]]:
+    from factory.errors import RecipeError
+
+    recipe, overrides = None, []
+    for arg in args:
+        if arg.startswith("recipe="):
+            recipe = arg.partition("=")[2]
+        else:
+            overrides.append(arg)
+    if not recipe:
+        raise RecipeError(
+            "name a recipe: factory run recipe=NAME [key=value ...] (see `factory recipes`)"
+        )
+    return recipe, overrides
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def run(
+    args: Annotated[
+        list[str] | None, typer.Argument(help="recipe=NAME then key=value overrides")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (default: runs/<run id>)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the resolved recipe and stop")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run a recipe: factory run recipe=math-cot teacher.temperature=0.6"""
+    from factory.errors import FactoryError
+    from factory.recipe import load_recipe
+
+    try:
+        name, overrides = _split_args(args or [])
+        recipe = load_recipe(name, overrides)
+    except FactoryError as exc:
+        _fail(exc)
+    if dry_run:
+        import yaml
+
+        typer.echo(yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True), nl=False)
+        typer.echo(f"# fingerprint: {recipe.fingerprint()}")
+        typer.echo(f"# generation fingerprint: {recipe.generation_fingerprint()}")
+        return
+    _setup_logging(verbose)
+    from factory.display import console, funnel_table
+    from factory.pipeline import new_run_id, run_recipe
+
+    out = out or Path("runs") / new_run_id(recipe)
+    try:
+        manifest = run_recipe(recipe, out)
+    except FactoryError as exc:
+        _fail(exc)
+    console.print(funnel_table(manifest["funnel"]))
+    console.print(f"run directory: {out}")
+    console.print(f'next: factory stats {out}   |   factory query {out} "SELECT * FROM traces"')
+
+
+@app.command()
+def query(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    sql: Annotated[str, typer.Argument(help="SQL over the views traces, rejects, problems")],
+    format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
+) -> None:
+    """SQL (DuckDB) over a run: views traces (kept), rejects (dropped, with reason), problems."""
+    from factory.errors import FactoryError
+    from factory.query import query as run_query
+    from factory.query import render
+
+    if format not in ("table", "csv", "json"):
+        _fail(ValueError(f"--format: bad value {format!r} (allowed: table, csv, json)"))
+    import duckdb
+
+    try:
+        columns, rows = run_query(run_dir, sql)
+    except (FactoryError, duckdb.Error) as exc:
+        _fail(exc)
+    if format == "table":
+        from factory.display import console, table
+
+        console.print(table(None, columns, rows))
+    else:
+        typer.echo(render(columns, rows, format), nl=False)
+
+
+@app.command()
+def stats(run_dir: Annotated[Path, typer.Argument(help="a finished run directory")]) -> None:
+    """The funnel, acceptance by source, drop reasons, tokens and time per stage."""
+    from factory.display import show_stats
+    from factory.errors import FactoryError
+    from factory.stats import run_stats
+
+    try:
+        show_stats(run_stats(run_dir))
+    except FactoryError as exc:
+        _fail(exc)
+
+
+@app.command()
+def recipes() -> None:
+    """List the recipes in recipes/ with their descriptions."""
+    import yaml
+
+    from factory.recipe import known_recipes
+
+    for name, path in known_recipes().items():
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        typer.echo(f"{name:16} {data.get('description', '')}")
+
+
+if __name__ == "__main__":
+    app()

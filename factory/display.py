@@ -1,0 +1,71 @@
+"""Terminal rendering with rich: funnels, stats and query results.
+
+rich drops colours and ANSI escapes by itself when stdout is not a terminal (logs, CI).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def table(title: str | None, columns: list[str], rows: list[tuple] | list[list]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    return t
+
+
+def funnel_table(funnel: dict[str, int]) -> Table:
+    first = funnel.get("generated") or 0
+    rows = []
+    for step, n in funnel.items():
+        share = f"{n / first:.1%}" if first and step not in ("problems",) else ""
+        rows.append((step, n, share))
+    return table("funnel", ["step", "count", "of generated"], rows)
+
+
+def show_stats(stats: dict[str, Any]) -> None:
+    console.print(f"run {stats['run_id']} (recipe {stats['recipe']}), {stats['seconds']} s")
+    console.print(funnel_table(stats["funnel"]))
+    src = stats["by_source"]
+    if src:
+        console.print(table("acceptance by source", list(src[0]), [tuple(r.values()) for r in src]))
+    drops = stats["drop_reasons"]
+    if drops:
+        console.print(table("drop reasons", list(drops[0]), [tuple(r.values()) for r in drops]))
+    t = stats["teacher"]
+    console.print(
+        table(
+            "teacher and tokens",
+            [
+                "model",
+                "prompt tokens",
+                "completion tokens",
+                "completion tok/s",
+                "kept completion tokens",
+            ],
+            [
+                (
+                    t["model"],
+                    t["prompt_tokens"],
+                    t["completion_tokens"],
+                    t["completion_tokens_per_s"],
+                    stats["tokens_kept"]["completion"],
+                )
+            ],
+        )
+    )
+    console.print(
+        table(
+            "time per stage (s, own time)",
+            ["stage", "in", "out", "seconds"],
+            [(s["name"], s["inputs"], s["outputs"], s["seconds"]) for s in stats["stages"]],
+        )
+    )

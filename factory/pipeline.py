@@ -1,0 +1,199 @@
+"""`factory run`: problems → prompt → teacher → parse → verify → dedup → parquet shards.
+
+Read top to bottom: open the run directory (lock), check the source and load the teacher
+(fail fast, before any work), chain the stages, stream records into the shard writers,
+publish the shards by atomic rename, and write the manifest last.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import factory
+from factory.generate import Generate
+from factory.problems import check_source, load_problems
+from factory.prompt import PromptBuilder
+from factory.recipe import DedupLevel, Recipe
+from factory.record import Record, arrow_schema
+from factory.stage import Drop, Stage, StageStats, chain
+from factory.storage.rundir import RunDir
+from factory.storage.shards import ShardWriter
+from factory.teachers import Teacher, load_teacher
+from filters.dedup_exact import ExactDedup
+from filters.dedup_minhash import NearDedup
+from filters.has_gold import HasGold
+from filters.parse_answer import ParseAnswer
+from filters.verify_math import VerifyMath
+
+log = logging.getLogger(__name__)
+
+REJECT_COLUMNS = {"stage": "string", "drop_reason": "string"}
+PROBLEM_COLUMNS = ("problem_id", "source", "problem", "gold", "meta")
+
+
+def new_run_id(recipe: Recipe) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{recipe.name}-{stamp}-{secrets.token_hex(2)}"
+
+
+def dedup_stages(cfg: DedupLevel, level: str) -> list[Stage]:
+    stages: list[Stage] = []
+    if cfg.exact:
+        stages.append(ExactDedup(cfg, level))
+    if cfg.near:
+        stages.append(NearDedup(cfg, level))
+    return stages
+
+
+def build_stages(recipe: Recipe, teacher: Teacher) -> list[Stage]:
+    """The math-cot pipeline as a plain list of steps."""
+    prompts = PromptBuilder.from_recipe(recipe)
+    return [
+        HasGold(),
+        *dedup_stages(recipe.dedup.problems, "problems"),
+        Generate(teacher, recipe.teacher, prompts, recipe.generation_fingerprint()),
+        ParseAnswer(recipe.parse),
+        VerifyMath(recipe.verify),
+        *dedup_stages(recipe.dedup.traces, "traces"),
+    ]
+
+
+def funnel(source: StageStats, stages: list[Stage], kept: int) -> dict[str, int]:
+    by_name = {s.name: s.stats for s in stages}
+    verified = by_name["verify"].outputs
+    trace_dedup = [s.stats for s in stages if s.name.startswith("dedup_traces")]
+    return {
+        "problems": source.outputs,
+        "generated": by_name["generate"].outputs,
+        "parsed": by_name["parse"].outputs,
+        "verified": verified,
+        "deduped": trace_dedup[-1].outputs if trace_dedup else verified,
+        "kept": kept,
+    }
+
+
+def _tee(records: Iterable[Record], writer: ShardWriter) -> Iterator[Record]:
+    for record in records:
+        writer.add({k: v for k, v in record.row().items() if k in PROBLEM_COLUMNS})
+        yield record
+
+
+def run_recipe(
+    recipe: Recipe,
+    out: Path,
+    rank: int = 0,
+    world_size: int = 1,
+    teacher: Teacher | None = None,
+) -> dict[str, Any]:
+    """Run `recipe` into the run directory `out`; returns the manifest it wrote."""
+    started = time.time()
+    run_id = new_run_id(recipe)
+    fingerprint = recipe.fingerprint()
+    with RunDir(out) as rundir:
+        # ---- fail fast: source and teacher before any generation --------------------------
+        expected = check_source(recipe.source)
+        log.info("source ok: %d problems (%s)", expected, recipe.source.kind)
+        t0 = time.time()
+        owns_teacher = teacher is None
+        teacher = teacher or load_teacher(recipe.teacher)
+        load_seconds = time.time() - t0
+        log.info("teacher %s loaded in %.1fs", recipe.teacher.model, load_seconds)
+
+        # ---- writers ------------------------------------------------------------------------
+        constants = {"recipe": recipe.name, "recipe_fingerprint": fingerprint, "run_id": run_id}
+        shard = {"shard_rows": recipe.output.shard_rows, "compression": recipe.output.compression}
+        schema = arrow_schema()
+        traces = ShardWriter(
+            out, rundir.staging, "data", "train", schema, constants=constants, **shard
+        )
+        rejects = ShardWriter(
+            out,
+            rundir.staging,
+            "rejects",
+            "rejects",
+            arrow_schema(REJECT_COLUMNS),
+            constants=constants,
+            **shard,
+        )
+        problems_schema = _problem_schema(schema)
+        problems = ShardWriter(
+            out, rundir.staging, "problems", "problems", problems_schema, **shard
+        )
+
+        def on_drop(record: Record, stage: str, drop: Drop) -> None:
+            row = record.row()
+            if drop.cluster is not None:
+                row["dedup_cluster"] = drop.cluster
+            rejects.add({**row, "stage": stage, "drop_reason": drop.reason})
+
+        # ---- stream ---------------------------------------------------------------------------
+        stages = build_stages(recipe, teacher)
+        source = _tee(load_problems(recipe.source, rank, world_size), problems)
+        stream, source_stats = chain(source, stages, on_drop, rank, world_size)
+        tokens = {"prompt": 0, "completion": 0}
+        try:
+            for record in stream:
+                traces.add(record.row())
+                tokens["prompt"] += record.prompt_tokens or 0
+                tokens["completion"] += record.completion_tokens or 0
+        finally:
+            for stage in stages:
+                stage.close()
+            if owns_teacher:
+                teacher.close()
+
+        # ---- publish and seal ------------------------------------------------------------
+        files = {
+            "traces": traces.publish(),
+            "rejects": rejects.publish(),
+            "problems": problems.publish(),
+        }
+        stage_stats = [source_stats.as_dict()] + [s.stats.as_dict() for s in stages]
+        generate = next(s for s in stages if isinstance(s, Generate))
+        manifest = {
+            "run_id": run_id,
+            "factory_version": factory.__version__,
+            "recipe_name": recipe.name,
+            "recipe_fingerprint": fingerprint,
+            "generation_fingerprint": recipe.generation_fingerprint(),
+            "recipe": recipe.to_dict(),
+            "rank": rank,
+            "world_size": world_size,
+            "started_at": _iso(started),
+            "finished_at": _iso(time.time()),
+            "seconds": round(time.time() - started, 2),
+            "teacher": {
+                "backend": recipe.teacher.backend,
+                "model": recipe.teacher.model,
+                "load_seconds": round(load_seconds, 2),
+                "generate_seconds": round(generate.stats.seconds, 2),
+                "prompt_tokens": generate.prompt_tokens,
+                "completion_tokens": generate.completion_tokens,
+                "completion_tokens_per_s": round(
+                    generate.completion_tokens / max(generate.stats.seconds, 1e-9), 2
+                ),
+            },
+            "funnel": funnel(source_stats, stages, traces.total),
+            "stages": stage_stats,
+            "tokens_kept": tokens,
+            "rows": {"traces": traces.total, "rejects": rejects.total, "problems": problems.total},
+            "files": files,
+        }
+        rundir.finish(manifest)
+    return manifest
+
+
+def _problem_schema(trace_schema):
+    import pyarrow as pa
+
+    return pa.schema([trace_schema.field(name) for name in PROBLEM_COLUMNS])
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,283 @@
+"""Typed recipes: a YAML file fills these dataclasses, `key=value` overrides it, and anything
+unknown or out of range fails before any work is done.
+
+A recipe names where problems come from, how they are prompted, which teacher answers them and
+how answers are filtered and written. `recipes/math-cot.yaml` is the reference example; every
+field below is documented in the README's recipe section.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from factory import typed
+from factory.errors import RecipeError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RECIPES_DIR = REPO_ROOT / "recipes"
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise RecipeError(f"{key}: bad value {value!r} (allowed: {allowed})")
+
+
+@dataclass
+class SourceConfig:
+    kind: Literal["procedural", "file", "hub"] = "procedural"
+    # procedural: reasoning-gym generator names and per-generator keyword arguments
+    generators: list[str] = field(default_factory=lambda: ["basic_arithmetic"])
+    generator_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # file: a local .jsonl / .parquet; hub: a Hugging Face `datasets` name
+    path: str | None = None
+    name: str | None = None
+    subset: str | None = None
+    split: str = "train"
+    question_field: str = "question"
+    answer_field: str = "answer"
+    id_field: str | None = None
+    label: str | None = None  # value of the `source` column; default: file stem / dataset name
+    limit: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.limit is None or self.limit >= 0, "source.limit", self.limit, ">= 0 or null")
+        if self.kind == "file" and not self.path:
+            raise RecipeError(
+                "source.path: required when source.kind is 'file' (a .jsonl/.parquet)"
+            )
+        if self.kind == "hub" and not self.name:
+            raise RecipeError("source.name: required when source.kind is 'hub' (a dataset name)")
+        if self.kind == "procedural" and not self.generators:
+            raise RecipeError("source.generators: give at least one reasoning-gym generator name")
+
+
+@dataclass
+class PromptConfig:
+    # paths relative to the recipe file's folder; texts, never inline strings
+    system: str = "prompts/math-cot-system.txt"
+    user: str = "prompts/math-cot-user.txt"  # must contain {problem}
+    fewshot: str | None = None  # jsonl of {"role", "content"} turns shown to the teacher only
+
+
+@dataclass
+class TeacherConfig:
+    backend: Literal["transformers"] = "transformers"
+    model: str = "smollm2-135m-instruct"  # bundled alias, a local folder, a .gguf file or a hub id
+    n: int = 2
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    seed: int = 0
+    batch_size: int = 32  # execution only: not part of the generation fingerprint
+    threads: int = 0  # torch CPU threads; 0 = all cores. Execution only.
+    cache_dir: str | None = None  # converted-model cache; default ~/.cache/factory/models
+
+    def __post_init__(self) -> None:
+        _require(self.n >= 1, "teacher.n", self.n, "an integer >= 1")
+        _require(self.temperature >= 0, "teacher.temperature", self.temperature, ">= 0")
+        _require(0 < self.top_p <= 1, "teacher.top_p", self.top_p, "0 < top_p <= 1")
+        _require(self.max_new_tokens >= 1, "teacher.max_new_tokens", self.max_new_tokens, ">= 1")
+        _require(self.batch_size >= 1, "teacher.batch_size", self.batch_size, ">= 1")
+        _require(self.threads >= 0, "teacher.threads", self.threads, ">= 0 (0 = all cores)")
+
+
+@dataclass
+class ParseConfig:
+    # required: a completion without exactly one <think>…</think> block is dropped (`no_think`).
+    # optional: the text before the final-answer line becomes the reasoning.
+    think: Literal["optional", "required"] = "optional"
+
+
+@dataclass
+class VerifyConfig:
+    timeout_s: float = 5.0  # hard wall-clock limit per item; the worker is killed past it
+    workers: int = 1
+    memory_mb: int | None = 4096  # address-space limit per worker; null = none
+
+    def __post_init__(self) -> None:
+        _require(
+            self.memory_mb is None or self.memory_mb >= 256,
+            "verify.memory_mb",
+            self.memory_mb,
+            ">= 256 or null",
+        )
+        _require(self.timeout_s > 0, "verify.timeout_s", self.timeout_s, "> 0 seconds")
+        _require(self.workers >= 1, "verify.workers", self.workers, ">= 1")
+
+
+DedupField = Literal["problem", "completion", "reasoning", "answer"]
+
+
+@dataclass
+class DedupLevel:
+    exact: bool = True  # normalized-text hash (NFKC, case-folded, whitespace collapsed)
+    near: bool = True  # MinHash LSH near-duplicates (datasketch)
+    threshold: float = 0.8  # Jaccard similarity at or above which two texts are duplicates
+    num_perm: int = 128
+    shingle: int = 5  # word n-gram size
+    fields: list[DedupField] = field(default_factory=lambda: ["problem"])
+
+    def __post_init__(self) -> None:
+        _require(0 < self.threshold <= 1, "dedup.threshold", self.threshold, "0 < t <= 1")
+        _require(self.num_perm >= 16, "dedup.num_perm", self.num_perm, ">= 16")
+        _require(self.shingle >= 1, "dedup.shingle", self.shingle, ">= 1")
+        _require(bool(self.fields), "dedup.fields", self.fields, "one or more of the text fields")
+
+
+@dataclass
+class TraceDedupLevel(DedupLevel):
+    threshold: float = 0.9
+    fields: list[DedupField] = field(default_factory=lambda: ["problem", "completion"])
+
+
+@dataclass
+class DedupConfig:
+    problems: DedupLevel = field(default_factory=DedupLevel)
+    traces: TraceDedupLevel = field(default_factory=TraceDedupLevel)
+
+
+@dataclass
+class OutputConfig:
+    shard_rows: int = 50_000
+    compression: Literal["zstd", "snappy", "none"] = "zstd"
+
+    def __post_init__(self) -> None:
+        _require(self.shard_rows >= 1, "output.shard_rows", self.shard_rows, ">= 1")
+
+
+@dataclass
+class Recipe:
+    name: str
+    description: str = ""
+    source: SourceConfig = field(default_factory=SourceConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    parse: ParseConfig = field(default_factory=ParseConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    # where the YAML came from: prompt paths resolve against it (not a recipe key)
+    base_dir: Path = field(default=RECIPES_DIR, repr=False, compare=False, init=False)
+
+    def prompt_path(self, relative: str) -> Path:
+        return (self.base_dir / relative).resolve()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = typed.to_dict(self)
+        out.pop("base_dir", None)
+        return out
+
+    def prompt_texts(self) -> dict[str, str]:
+        """The prompt files' contents (part of both fingerprints)."""
+        texts = {}
+        for key in ("system", "user", "fewshot"):
+            rel = getattr(self.prompt, key)
+            if rel is None:
+                continue
+            path = self.prompt_path(rel)
+            if not path.is_file():
+                raise RecipeError(f"prompt.{key}: file not found: {path}")
+            texts[key] = path.read_text(encoding="utf-8")
+        if "{problem}" not in texts["user"]:
+            raise RecipeError(
+                f"prompt.user: {self.prompt.user} must contain the '{{problem}}' slot"
+            )
+        return texts
+
+    def fingerprint(self) -> str:
+        """Changes with any setting or prompt text: identifies what produced a dataset."""
+        return _digest({"recipe": self.to_dict(), "prompts": self.prompt_texts()})
+
+    def generation_fingerprint(self) -> str:
+        """Changes only with what changes the teacher's samples (not filters or batch size)."""
+        teacher = typed.to_dict(self.teacher)
+        for execution_only in ("batch_size", "threads", "cache_dir"):
+            teacher.pop(execution_only)
+        return _digest({"teacher": teacher, "prompts": self.prompt_texts()})
+
+
+def _digest(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def known_recipes() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(RECIPES_DIR.glob("*.yaml"))}
+
+
+def find_recipe(name: str) -> Path:
+    """A recipe name in recipes/ or a path to a YAML file."""
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        path = Path(name)
+        if not path.is_file():
+            raise RecipeError(f"recipe file not found: {path}")
+        return path
+    known = known_recipes()
+    if name not in known:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(known), n=1)
+        hint = f" — did you mean '{close[0]}'?" if close else ""
+        raise RecipeError(
+            f"unknown recipe '{name}'{hint} (known: {', '.join(known)}; or pass a .yaml path)"
+        )
+    return known[name]
+
+
+def load_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    import yaml
+
+    path = find_recipe(name)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"recipe {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe {path} must be a mapping of fields, got {type(data).__name__}")
+    data.setdefault("name", path.stem)
+    for item in overrides:
+        apply_override(data, item)
+    recipe = typed.build(Recipe, data)
+    recipe.base_dir = path.resolve().parent
+    recipe.prompt_texts()  # fail now on a missing prompt file, not after loading a model
+    return recipe
+
+
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as YAML (`0.6`, `null`, `[a, b]`, `{k: v}`), floats like `1e-3` too."""
+    import yaml
+
+    if _FLOAT.match(text.strip()) and not text.strip().lstrip("+-").isdigit():
+        return float(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Set `a.b.c=value` inside the raw recipe mapping (validation happens on build)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise RecipeError(f"override '{item}' must look like key=value (e.g. teacher.n=4)")
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            where = ".".join(parts[: i + 1])
+            raise RecipeError(f"override '{item}': '{where}' is a value, not a group of fields")
+        node = child
+    node[parts[-1]] = parse_value(value)

@@ -1,0 +1,25 @@
+"""Teacher backends. `BACKENDS` is the one visible name → loader mapping; each loader imports
+its heavy libraries only when chosen, so CPU-only installs and `factory --help` stay light."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from factory.recipe import TeacherConfig
+from factory.teachers.base import Sample, Teacher
+
+
+def _transformers(cfg: TeacherConfig) -> Teacher:
+    from factory.teachers.transformers import TransformersTeacher
+
+    return TransformersTeacher(cfg)
+
+
+BACKENDS: dict[str, Callable[[TeacherConfig], Teacher]] = {"transformers": _transformers}
+
+
+def load_teacher(cfg: TeacherConfig) -> Teacher:
+    return BACKENDS[cfg.backend](cfg)
+
+
+__all__ = ["BACKENDS", "Sample", "Teacher", "load_teacher"]

