@@ -24,14 +24,15 @@ from filters.worker_pool import CRASHED, TIMEOUT, WorkerPool
 MAX_ANSWER_CHARS = 1000  # longer "final answers" are not answers; never give them to sympy
 MAX_BRACE_DEPTH = 40
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(/\d+)?$")
-_STRIP = re.compile(r"\\[!,;: ]|\\text\{\s*\}|[$\s,]|\\%|%|^\\left|\\right$|\.$")
+_STRIP = re.compile(r"\\[!,;: $%]|\\text\{\s*\}|[$\s%]|\.$")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")  # "1,000" yes; "1, 2" (a list) no
 
 
 def as_number(text: str) -> Fraction | None:
     """An exact value for plain numeric text ("1,000", "-3.50", "3/4", "$12", "40%") else None."""
-    t = _STRIP.sub("", text)
-    if t.startswith("\\$"):
-        t = t[2:]
+    t = _STRIP.sub("", text.strip())
+    if _THOUSANDS.fullmatch(t):
+        t = t.replace(",", "")
     if not t or not _NUMBER.match(t):
         return None
     try:
