@@ -36,7 +36,7 @@ class Generate(Stage):
         while batch := list(islice(it, per_call)):
             training = [self.prompts.training_messages(r.problem) for r in batch]
             teacher_prompts = [self.prompts.teacher_messages(m) for m in training]
-            samples = self.teacher.generate(teacher_prompts, self.cfg.n, batch_index)
+            samples = self.teacher.generate(teacher_prompts, self.cfg, batch_index)
             batch_index += 1
             for outs in samples:
                 self.prompt_tokens += sum(s.prompt_tokens for s in outs)

@@ -92,6 +92,10 @@ def run_recipe(
     teacher: Teacher | None = None,
 ) -> dict[str, Any]:
     """Run `recipe` into the run directory `out`; returns the manifest it wrote."""
+    if teacher is not None and teacher.model_name != recipe.teacher.model:
+        raise ValueError(
+            f"teacher {teacher.model_name!r} is not the recipe's {recipe.teacher.model!r}"
+        )
     started = time.time()
     run_id = new_run_id(recipe)
     fingerprint = recipe.fingerprint()

@@ -14,7 +14,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "gsm8k" / "train.jsonl").is_file():
-        pytest.fail(f"benchmark data missing at {SHARED_DATA}: CI must run with ../shared beside the repo")
+        pytest.fail(
+            f"benchmark data missing at {SHARED_DATA}: CI must run with ../shared beside the repo"
+        )
     return SHARED_DATA
 
 

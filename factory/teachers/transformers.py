@@ -26,12 +26,19 @@ def resolve_model(model: str, cache_dir: str | None = None) -> str:
     cache = Path(cache_dir) if cache_dir else None
     if model in BUNDLED:
         return str(converted_folder(bundled_gguf(model), cache))
+    path = Path(model).expanduser()
     if model.endswith(".gguf"):
-        path = Path(model)
         if not path.is_file():
             raise TeacherLoadError(f"teacher.model: GGUF file not found: {path}")
         return str(converted_folder(path, cache))
-    return model
+    if path.exists():
+        return str(path)
+    if model.startswith(("/", "./", "../", "~")):  # clearly a path, not a hub id: never go online
+        raise TeacherLoadError(
+            f"teacher.model: folder not found: {path} "
+            f"(give a model folder, a .gguf file, or one of: {', '.join(BUNDLED)})"
+        )
+    return model  # a hub id: transformers resolves it (needs the network or its cache)
 
 
 class TransformersTeacher:
@@ -47,7 +54,6 @@ class TransformersTeacher:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own logs say what is happening
-        self.cfg = cfg
         self.model_name = cfg.model
         torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
         where = resolve_model(cfg.model, cfg.cache_dir)
@@ -68,9 +74,9 @@ class TransformersTeacher:
         self._torch = torch
 
     def generate(
-        self, prompts: list[list[Message]], n: int, batch_index: int
+        self, prompts: list[list[Message]], cfg: TeacherConfig, batch_index: int
     ) -> list[list[Sample]]:
-        torch, tok, cfg = self._torch, self.tokenizer, self.cfg
+        torch, tok, n = self._torch, self.tokenizer, cfg.n
         texts = [
             tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts
         ]

@@ -29,7 +29,10 @@ def test_overrides_compose():
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("teacher.temprature=0.5", "unknown recipe key 'teacher.temprature' — did you mean 'temperature'?"),
+        (
+            "teacher.temprature=0.5",
+            "unknown recipe key 'teacher.temprature' — did you mean 'temperature'?",
+        ),
         ("techer.n=2", "did you mean 'teacher'?"),
         ("teacher.backend=vlm", "teacher.backend: bad value 'vlm'"),
         ("teacher.n=two", "teacher.n: bad value 'two' (expected int)"),
@@ -92,12 +95,25 @@ def test_prompt_paths_resolve_next_to_the_recipe(tmp_path: Path):
 def test_fingerprints():
     base = load_recipe("math-cot")
     # execution and filter settings do not change what the teacher is asked
-    for same in ("teacher.batch_size=7", "teacher.threads=1", "verify.timeout_s=9", "dedup.traces.near=false"):
+    for same in (
+        "teacher.batch_size=7",
+        "teacher.threads=1",
+        "verify.timeout_s=9",
+        "dedup.traces.near=false",
+    ):
         other = load_recipe("math-cot", [same])
         assert other.generation_fingerprint() == base.generation_fingerprint(), same
         assert other.fingerprint() != base.fingerprint(), same  # but the recipe did change
-    for changed in ("teacher.temperature=0.3", "teacher.seed=1", "teacher.max_new_tokens=10", "teacher.n=3"):
-        assert load_recipe("math-cot", [changed]).generation_fingerprint() != base.generation_fingerprint()
+    for changed in (
+        "teacher.temperature=0.3",
+        "teacher.seed=1",
+        "teacher.max_new_tokens=10",
+        "teacher.n=3",
+    ):
+        assert (
+            load_recipe("math-cot", [changed]).generation_fingerprint()
+            != base.generation_fingerprint()
+        )
     assert load_recipe("math-cot").fingerprint() == base.fingerprint()  # deterministic
 
 
@@ -113,7 +129,15 @@ def test_prompt_text_is_part_of_the_generation_fingerprint(tmp_path: Path):
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("0.6", 0.6), ("1e-3", 0.001), ("3", 3), ("null", None), ("true", True), ("[a, b]", ["a", "b"]), ("abc", "abc")],
+    [
+        ("0.6", 0.6),
+        ("1e-3", 0.001),
+        ("3", 3),
+        ("null", None),
+        ("true", True),
+        ("[a, b]", ["a", "b"]),
+        ("abc", "abc"),
+    ],
 )
 def test_parse_value(text, value):
     assert parse_value(text) == value

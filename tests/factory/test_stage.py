@@ -28,14 +28,20 @@ class Twice(Stage):
 def test_chain_counts_and_drops():
     drops = []
     stages = [DropOdd(), Twice()]
-    stream, source = chain(_records(7), stages, lambda r, stage, d: drops.append((r.problem_id, stage, d.reason)))
+    stream, source = chain(
+        _records(7), stages, lambda r, stage, d: drops.append((r.problem_id, stage, d.reason))
+    )
     out = list(stream)
     assert [r.problem_id for r in out] == ["p0", "p0", "p2", "p2", "p4", "p4", "p6", "p6"]
     assert source.outputs == 7
     assert stages[0].stats.inputs == 7 and stages[0].stats.outputs == 4
     assert dict(stages[0].stats.drops) == {"odd": 3}
     assert stages[1].stats.inputs == 4 and stages[1].stats.outputs == 8
-    assert drops == [("p1", "drop_odd", "odd"), ("p3", "drop_odd", "odd"), ("p5", "drop_odd", "odd")]
+    assert drops == [
+        ("p1", "drop_odd", "odd"),
+        ("p3", "drop_odd", "odd"),
+        ("p5", "drop_odd", "odd"),
+    ]
 
 
 def test_own_time_excludes_upstream():

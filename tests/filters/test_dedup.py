@@ -8,7 +8,29 @@ from factory.stage import Drop, chain
 from filters.dedup_exact import ExactDedup, normalize
 from filters.dedup_minhash import NearDedup, shingles
 
-WORDS = "the of and to in is that for it as with was on be by at this are from or an".split()
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "with",
+    "was",
+    "on",
+    "be",
+    "by",
+    "at",
+    "this",
+    "are",
+    "from",
+    "or",
+    "an",
+]
 
 
 def _text(seed: int, n: int = 80) -> str:
@@ -31,7 +53,11 @@ def test_normalize():
 
 
 def test_exact_dedup_keeps_first_and_names_its_cluster():
-    records = [_problem(0, "What is 2+2?"), _problem(1, "what  is 2+2?"), _problem(2, "What is 2+3?")]
+    records = [
+        _problem(0, "What is 2+2?"),
+        _problem(1, "what  is 2+2?"),
+        _problem(2, "What is 2+3?"),
+    ]
     kept, drops = _run(ExactDedup(DedupLevel(), "problems"), records)
     assert [r.problem_id for r in kept] == ["p0", "p2"]
     assert [r.dedup_cluster for r in kept] == ["p0", "p2"]
@@ -40,7 +66,14 @@ def test_exact_dedup_keeps_first_and_names_its_cluster():
 
 def test_exact_dedup_of_traces_uses_the_configured_fields():
     def trace(i, problem, completion):
-        return Record(problem_id=f"p{i}", source="s", problem=problem, gold="1", id=f"t{i}", completion=completion)
+        return Record(
+            problem_id=f"p{i}",
+            source="s",
+            problem=problem,
+            gold="1",
+            id=f"t{i}",
+            completion=completion,
+        )
 
     records = [trace(0, "A", "same"), trace(1, "B", "same"), trace(2, "A", "same")]
     kept, drops = _run(ExactDedup(TraceDedupLevel(), "traces"), records)  # problem + completion
@@ -53,14 +86,18 @@ def test_exact_dedup_of_traces_uses_the_configured_fields():
 def test_near_duplicates_are_found_and_different_texts_kept():
     base = [_text(i) for i in range(30)]
     near = []
-    for i, text in enumerate(base[:10]):  # third-to-last word changed: Jaccard 73/79 = 0.92
+    for text in base[:10]:  # third-to-last word changed: Jaccard 73/79 = 0.92
         words = text.split()
         words[-3] = "changed"
         near.append(" ".join(words))
-    records = [_problem(i, t) for i, t in enumerate(base)] + [_problem(100 + i, t) for i, t in enumerate(near)]
+    records = [_problem(i, t) for i, t in enumerate(base)] + [
+        _problem(100 + i, t) for i, t in enumerate(near)
+    ]
     kept, drops = _run(NearDedup(DedupLevel(threshold=0.8), "problems"), records)
     assert [r.problem_id for r in kept] == [f"p{i}" for i in range(30)]
-    assert sorted(drops) == sorted((f"p{100 + i}", Drop("duplicate_near", cluster=f"p{i}")) for i in range(10))
+    assert sorted(drops) == sorted(
+        (f"p{100 + i}", Drop("duplicate_near", cluster=f"p{i}")) for i in range(10)
+    )
 
 
 def test_near_dedup_is_deterministic():

@@ -32,7 +32,9 @@ def test_parsed(completion, reasoning, answer, tags):
     assistant = out.messages[-1]
     assert assistant["role"] == "assistant"
     assert assistant["content"].startswith(f"<think>\n{reasoning}\n</think>\n\n")
-    assert assistant["content"].count("<think>") == 1 and assistant["content"].count("</think>") == 1
+    assert (
+        assistant["content"].count("<think>") == 1 and assistant["content"].count("</think>") == 1
+    )
 
 
 DROPPED = [
@@ -69,7 +71,12 @@ def test_think_required():
 
 def test_hostile_text_does_not_raise():
     parse = ParseAnswer(ParseConfig())
-    for text in ["\\boxed{" * 20000, "}" * 1000 + "\\boxed{}", "\x00\ud800?", "<think>" + "x" * 10**6 + "</think>\\boxed{1}"]:
+    for text in [
+        "\\boxed{" * 20000,
+        "}" * 1000 + "\\boxed{}",
+        "\x00\ud800?",
+        "<think>" + "x" * 10**6 + "</think>\\boxed{1}",
+    ]:
         out = parse.process(_record(text))
         assert isinstance(out, (Drop, Record))
 

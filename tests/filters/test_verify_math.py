@@ -63,7 +63,17 @@ def test_equivalence_table(verifier):
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("1,000", 1000), ("-3.50", -3.5), ("3/4", 0.75), ("\\$12", 12), ("40%", 40), ("7.", 7), ("x", None), ("1/0", None), ("", None)],
+    [
+        ("1,000", 1000),
+        ("-3.50", -3.5),
+        ("3/4", 0.75),
+        ("\\$12", 12),
+        ("40%", 40),
+        ("7.", 7),
+        ("x", None),
+        ("1/0", None),
+        ("", None),
+    ],
 )
 def test_as_number(text, value):
     got = as_number(text)
@@ -83,19 +93,26 @@ def test_fast_path_needs_no_worker():
 def test_oversized_answers_never_reach_sympy():
     v = VerifyMath(VerifyConfig())
     t0 = time.perf_counter()
-    out = v.process_batch([_rec("1", "1" * 1_000_000), _rec("1", "{" * 100 + "1" + "}" * 100), _rec("1", "")])
+    out = v.process_batch(
+        [_rec("1", "1" * 1_000_000), _rec("1", "{" * 100 + "1" + "}" * 100), _rec("1", "")]
+    )
     assert time.perf_counter() - t0 < 0.5
     assert out == [Drop("answer_too_big"), Drop("answer_too_big"), Drop("no_answer")]
     assert v._pool is None
 
 
 def test_every_math500_answer_verifies_against_its_own_solution(shared_data, verifier):
-    rows = [json.loads(line) for line in (shared_data / "math500" / "test.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (shared_data / "math500" / "test.jsonl").read_text().splitlines()
+    ]
     records = [_rec(r["answer"], gold_answer(r["solution"])) for r in rows]
     results = []
     for i in range(0, len(records), 64):
         results += verifier.process_batch(records[i : i + 64])
-    failures = [(r.gold, r.answer) for r, res in zip(records, results, strict=True) if isinstance(res, Drop)]
+    failures = [
+        (r.gold, r.answer) for r, res in zip(records, results, strict=True) if isinstance(res, Drop)
+    ]
     assert len(rows) == 500 and failures == []
 
 

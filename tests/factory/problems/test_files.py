@@ -18,7 +18,9 @@ def _jsonl(path: Path, rows: list) -> Path:
 
 
 def test_gsm8k_from_shared_data(shared_data):
-    cfg = SourceConfig(kind="file", path=str(shared_data / "gsm8k" / "train.jsonl"), label="gsm8k", limit=5)
+    cfg = SourceConfig(
+        kind="file", path=str(shared_data / "gsm8k" / "train.jsonl"), label="gsm8k", limit=5
+    )
     assert check_source(cfg) == 5
     records = list(load_problems(cfg))
     assert len(records) == 5
@@ -29,7 +31,10 @@ def test_gsm8k_from_shared_data(shared_data):
 
 def test_math500_column_mapping(shared_data):
     cfg = SourceConfig(
-        kind="file", path=str(shared_data / "math500" / "test.jsonl"), question_field="problem", limit=3
+        kind="file",
+        path=str(shared_data / "math500" / "test.jsonl"),
+        question_field="problem",
+        limit=3,
     )
     records = list(load_problems(cfg))
     assert [r.source for r in records] == ["test"] * 3
@@ -39,7 +44,7 @@ def test_math500_column_mapping(shared_data):
 def test_sharding_by_rank(shared_data):
     cfg = SourceConfig(kind="file", path=str(shared_data / "gsm8k" / "test.jsonl"), limit=10)
     shards = [[r.problem_id for r in load_problems(cfg, rank, 3)] for rank in range(3)]
-    assert sorted(sum(shards, [])) == sorted(r.problem_id for r in load_problems(cfg))
+    assert sorted(pid for shard in shards for pid in shard) == sorted(r.problem_id for r in load_problems(cfg))
     assert all(not set(a) & set(b) for a in shards for b in shards if a is not b)
 
 
@@ -68,18 +73,25 @@ def test_missing_file_and_wrong_type(tmp_path):
 
 def test_wrong_column_mapping_lists_columns(tmp_path):
     path = _jsonl(tmp_path / "p.jsonl", [{"problem": "1+1", "solution": "2"}])
-    with pytest.raises(ProblemSourceError, match=r"column 'question' not found \(columns: problem, solution\)"):
+    with pytest.raises(
+        ProblemSourceError, match=r"column 'question' not found \(columns: problem, solution\)"
+    ):
         check_source(SourceConfig(kind="file", path=str(path)))
 
 
 def test_row_without_question_is_an_error_with_its_line(tmp_path):
-    path = _jsonl(tmp_path / "p.jsonl", [{"question": "a", "answer": "1"}, {"question": "", "answer": "2"}])
+    path = _jsonl(
+        tmp_path / "p.jsonl", [{"question": "a", "answer": "1"}, {"question": "", "answer": "2"}]
+    )
     with pytest.raises(ProblemSourceError, match=r"p.jsonl:2: 'question' is missing"):
         check_source(SourceConfig(kind="file", path=str(path)))
 
 
 def test_row_without_gold_is_data_not_an_error(tmp_path):
-    path = _jsonl(tmp_path / "p.jsonl", [{"question": "a", "answer": "1"}, {"question": "b", "answer": None}, {"question": "c"}])
+    path = _jsonl(
+        tmp_path / "p.jsonl",
+        [{"question": "a", "answer": "1"}, {"question": "b", "answer": None}, {"question": "c"}],
+    )
     cfg = SourceConfig(kind="file", path=str(path))
     assert check_source(cfg) == 3
     assert [r.gold for r in load_problems(cfg)] == ["1", None, None]
@@ -88,7 +100,9 @@ def test_row_without_gold_is_data_not_an_error(tmp_path):
 def test_parquet_with_id_field(tmp_path):
     path = tmp_path / "p.parquet"
     pq.write_table(pa.table({"uid": ["x", "y"], "q": ["1+1", "2+2"], "a": ["2", "#### 4"]}), path)
-    cfg = SourceConfig(kind="file", path=str(path), question_field="q", answer_field="a", id_field="uid")
+    cfg = SourceConfig(
+        kind="file", path=str(path), question_field="q", answer_field="a", id_field="uid"
+    )
     records = list(load_problems(cfg))
     assert [(r.problem_id, r.gold) for r in records] == [("p:x", "2"), ("p:y", "4")]
 

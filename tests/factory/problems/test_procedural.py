@@ -10,7 +10,10 @@ def test_seeded_and_interleaved():
     first, second = list(load_problems(cfg)), list(load_problems(cfg))
     assert [(r.problem, r.gold) for r in first] == [(r.problem, r.gold) for r in second]
     assert len(first) == cfg.limit
-    assert [r.source for r in first[:4]] == ["reasoning_gym/basic_arithmetic", "reasoning_gym/chain_sum"] * 2
+    assert [r.source for r in first[:4]] == [
+        "reasoning_gym/basic_arithmetic",
+        "reasoning_gym/chain_sum",
+    ] * 2
     assert len({r.problem_id for r in first}) == len(first)
 
 
@@ -28,12 +31,16 @@ def test_other_seed_other_problems():
 
 
 def test_unknown_generator_suggests():
-    with pytest.raises(ProblemSourceError, match="unknown reasoning-gym generator 'chain_summ'.*chain_sum"):
+    with pytest.raises(
+        ProblemSourceError, match="unknown reasoning-gym generator 'chain_summ'.*chain_sum"
+    ):
         check_source(SourceConfig(generators=["chain_summ"], limit=2))
 
 
 def test_bad_generator_args():
-    cfg = SourceConfig(generators=["chain_sum"], generator_args={"chain_sum": {"no_such_arg": 1}}, limit=2)
+    cfg = SourceConfig(
+        generators=["chain_sum"], generator_args={"chain_sum": {"no_such_arg": 1}}, limit=2
+    )
     with pytest.raises(ProblemSourceError, match="source.generator_args.chain_sum"):
         check_source(cfg)
 

@@ -64,7 +64,9 @@ def _row(i: int) -> dict:
 
 def test_shards_appear_only_on_publish(tmp_path):
     with RunDir(tmp_path) as rd:
-        w = ShardWriter(tmp_path, rd.staging, "data", "train", arrow_schema(), 2, "zstd", {"run_id": "r"})
+        w = ShardWriter(
+            tmp_path, rd.staging, "data", "train", arrow_schema(), 2, "zstd", {"run_id": "r"}
+        )
         for i in range(5):
             w.add(_row(i))
         assert not (tmp_path / "data").exists()  # parts live in staging until published
@@ -76,11 +78,16 @@ def test_shards_appear_only_on_publish(tmp_path):
         assert sha256_file(tmp_path / f["path"]) == f["sha256"]
     table = pq.read_table(tmp_path / "data")
     assert table.num_rows == 5 and set(table.column("run_id").to_pylist()) == {"r"}
-    assert pq.read_schema(tmp_path / names[0]).field("messages").type == arrow_schema().field("messages").type
+    assert (
+        pq.read_schema(tmp_path / names[0]).field("messages").type
+        == arrow_schema().field("messages").type
+    )
 
 
 def test_empty_table_still_gets_one_shard(tmp_path):
     with RunDir(tmp_path) as rd:
-        files = ShardWriter(tmp_path, rd.staging, "data", "train", arrow_schema(), 10, "zstd").publish()
+        files = ShardWriter(
+            tmp_path, rd.staging, "data", "train", arrow_schema(), 10, "zstd"
+        ).publish()
     assert files[0]["path"] == "data/train-00000-of-00001.parquet" and files[0]["rows"] == 0
     assert pq.read_table(tmp_path / files[0]["path"]).schema == arrow_schema()
