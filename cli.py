@@ -32,7 +32,7 @@ def _setup_logging(verbose: bool) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    for noisy in ("httpx", "urllib3", "filelock", "datasets", "transformers"):
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "transformers", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

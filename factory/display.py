@@ -5,12 +5,14 @@ rich drops colours and ANSI escapes by itself when stdout is not a terminal (log
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# a terminal gets its real width; logs and pipes get a wide fixed one instead of 80 columns
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def table(title: str | None, columns: list[str], rows: list[tuple] | list[list]) -> Table:

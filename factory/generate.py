@@ -7,6 +7,8 @@ Problems are grouped so that one teacher call carries about `teacher.batch_size`
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
@@ -15,6 +17,8 @@ from factory.recipe import TeacherConfig
 from factory.record import Record, sample_id
 from factory.stage import Stage
 from factory.teachers.base import Teacher
+
+log = logging.getLogger(__name__)
 
 
 class Generate(Stage):
@@ -32,7 +36,7 @@ class Generate(Stage):
     ) -> Iterator[Record]:
         per_call = max(1, self.cfg.batch_size // self.cfg.n)
         it = iter(records)
-        batch_index = 0
+        batch_index, started = 0, time.perf_counter()
         while batch := list(islice(it, per_call)):
             training = [self.prompts.training_messages(r.problem) for r in batch]
             teacher_prompts = [self.prompts.teacher_messages(m) for m in training]
@@ -41,6 +45,14 @@ class Generate(Stage):
             for outs in samples:
                 self.prompt_tokens += sum(s.prompt_tokens for s in outs)
                 self.completion_tokens += sum(s.completion_tokens for s in outs)
+            elapsed = time.perf_counter() - started
+            log.info(
+                "generate: batch %d, %d problems, %d samples so far, %.1f completion tok/s",
+                batch_index,
+                self.stats.inputs,
+                self.stats.inputs * self.cfg.n,
+                self.completion_tokens / max(elapsed, 1e-9),
+            )
             for problem, messages, outs in zip(batch, training, samples, strict=True):
                 for k, sample in enumerate(outs):
                     yield dataclasses.replace(

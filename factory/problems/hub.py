@@ -19,7 +19,8 @@ def _load(cfg: SourceConfig):
         ds = datasets.load_dataset(cfg.name, cfg.subset, split=cfg.split)
     except Exception as exc:  # network, missing config, unknown split: datasets raises many types
         raise ProblemSourceError(
-            f"could not load dataset '{cfg.name}' (subset={cfg.subset}, split={cfg.split}): {exc}. "
+            f"could not load dataset '{cfg.name}' (subset={cfg.subset}, split={cfg.split}): "
+            f"{str(exc).rstrip('.')}. "
             "Offline? Save it as jsonl/parquet elsewhere and use source.kind=file."
         ) from None
     for key in (cfg.question_field, cfg.answer_field):

@@ -57,6 +57,18 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _silence_gguf_progress_bar() -> None:
+    """transformers draws a plain tqdm bar while dequantizing (not governed by its own
+    progress-bar switch); it writes carriage returns into non-terminal logs. Our log line
+    already says what is happening."""
+    import functools
+
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    if hasattr(gguf_utils, "tqdm"):
+        gguf_utils.tqdm = functools.partial(gguf_utils.tqdm, disable=True)
+
+
 def converted_folder(gguf_path: Path, cache_dir: Path | None = None) -> Path:
     """A plain transformers folder equivalent to `gguf_path`, converting on first use."""
     root = cache_dir or cache_root()
@@ -69,6 +81,7 @@ def converted_folder(gguf_path: Path, cache_dir: Path | None = None) -> Path:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    _silence_gguf_progress_bar()
 
     folder, name = str(gguf_path.parent), gguf_path.name
     try:

@@ -44,7 +44,9 @@ def test_math500_column_mapping(shared_data):
 def test_sharding_by_rank(shared_data):
     cfg = SourceConfig(kind="file", path=str(shared_data / "gsm8k" / "test.jsonl"), limit=10)
     shards = [[r.problem_id for r in load_problems(cfg, rank, 3)] for rank in range(3)]
-    assert sorted(pid for shard in shards for pid in shard) == sorted(r.problem_id for r in load_problems(cfg))
+    assert sorted(pid for shard in shards for pid in shard) == sorted(
+        r.problem_id for r in load_problems(cfg)
+    )
     assert all(not set(a) & set(b) for a in shards for b in shards if a is not b)
 
 
@@ -112,3 +114,15 @@ def test_damaged_parquet(tmp_path):
     path.write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(ProblemSourceError, match="not a readable parquet file"):
         check_source(SourceConfig(kind="file", path=str(path)))
+
+
+def test_bundled_sample_file():
+    repo = Path(__file__).resolve().parents[3]
+    cfg = SourceConfig(
+        kind="file", path=str(repo / "data" / "sample-problems.jsonl"), id_field="id"
+    )
+    assert check_source(cfg) == 13
+    records = list(load_problems(cfg))
+    assert records[0].problem_id == "sample-problems:s01" and records[0].gold == "8"
+    assert records[10].gold == ["1200 - 450 = 750\n", "750"][1]
+    assert records[-1].gold is None  # counted as `no_gold` by the pipeline, not an error
