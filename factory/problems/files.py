@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import ProblemSourceError
-from factory.problems.gold import gold_answer
+from factory.problems.mapping import check_columns, check_row, row_to_record
 from factory.recipe import SourceConfig
 from factory.record import Record
 
@@ -66,16 +66,8 @@ def check(cfg: SourceConfig) -> int:
     count = 0
     for where, row in _rows(path):
         if count == 0:
-            for key in (cfg.question_field, cfg.answer_field):
-                if key not in row:
-                    raise ProblemSourceError(
-                        f"{path}: column '{key}' not found (columns: {', '.join(row)}); "
-                        "set source.question_field / source.answer_field"
-                    )
-        if not isinstance(row.get(cfg.question_field), str) or not row[cfg.question_field].strip():
-            raise ProblemSourceError(
-                f"{path}:{where}: '{cfg.question_field}' is missing or not text in this row"
-            )
+            check_columns(cfg, str(path), list(row))
+        check_row(cfg, f"{path}:{where}", row)
         count += 1
         if cfg.limit is not None and count >= cfg.limit:
             break
@@ -88,11 +80,4 @@ def read(cfg: SourceConfig) -> Iterator[Record]:
     for index, (_, row) in enumerate(_rows(path)):
         if cfg.limit is not None and index >= cfg.limit:
             return
-        key = row.get(cfg.id_field) if cfg.id_field else index
-        yield Record(
-            problem_id=f"{label}:{key}",
-            source=label,
-            problem=row[cfg.question_field],
-            gold=gold_answer(row.get(cfg.answer_field)),
-            meta={"raw_answer": row.get(cfg.answer_field)},
-        )
+        yield row_to_record(cfg, label, index, row)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from factory.errors import ProblemSourceError
-from factory.problems.gold import gold_answer
+from factory.problems.mapping import check_columns, check_row, row_to_record
 from factory.recipe import SourceConfig
 from factory.record import Record
 
@@ -23,18 +23,16 @@ def _load(cfg: SourceConfig):
             f"{str(exc).rstrip('.')}. "
             "Offline? Save it as jsonl/parquet elsewhere and use source.kind=file."
         ) from None
-    for key in (cfg.question_field, cfg.answer_field):
-        if key not in ds.column_names:
-            raise ProblemSourceError(
-                f"dataset '{cfg.name}': column '{key}' not found "
-                f"(columns: {', '.join(ds.column_names)}); set source.question_field/answer_field"
-            )
+    check_columns(cfg, f"dataset '{cfg.name}'", ds.column_names)
     return ds
 
 
 def check(cfg: SourceConfig) -> int:
     ds = _load(cfg)
-    return len(ds) if cfg.limit is None else min(cfg.limit, len(ds))
+    count = len(ds) if cfg.limit is None else min(cfg.limit, len(ds))
+    for index in range(count):
+        check_row(cfg, f"dataset '{cfg.name}' row {index}", ds[index])
+    return count
 
 
 def read(cfg: SourceConfig) -> Iterator[Record]:
@@ -43,11 +41,4 @@ def read(cfg: SourceConfig) -> Iterator[Record]:
     for index, row in enumerate(ds):
         if cfg.limit is not None and index >= cfg.limit:
             return
-        key = row.get(cfg.id_field) if cfg.id_field else index
-        yield Record(
-            problem_id=f"{label}:{key}",
-            source=label,
-            problem=row[cfg.question_field],
-            gold=gold_answer(row.get(cfg.answer_field)),
-            meta={"raw_answer": row.get(cfg.answer_field)},
-        )
+        yield row_to_record(cfg, label, index, row)
