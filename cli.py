@@ -52,18 +52,42 @@ def _split_args(args: list[str]) -> tuple[str, list[str]]:
     return recipe, overrides
 
 
+class Terminated(Exception):
+    """SIGTERM, raised in the main thread so that `finally` blocks flush the journal."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 @app.command(context_settings={"allow_extra_args": False})
 def run(
     args: Annotated[
         list[str] | None, typer.Argument(help="recipe=NAME then key=value overrides")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="run directory (default: runs/<run id>)")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="run directory (default: runs/<recipe>-<generation fingerprint>)"),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print the resolved recipe and stop")
     ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="ask again for samples whose retries ran out")
+    ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair", help="set damaged sealed shards aside and regenerate their samples"
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run a recipe: factory run recipe=math-cot teacher.temperature=0.6"""
+    """Run a recipe: factory run recipe=math-cot teacher.temperature=0.6
+
+    Rerunning the same command resumes: samples already generated are never asked for again."""
+    import signal
+
     from factory.errors import FactoryError
     from factory.recipe import load_recipe
 
@@ -81,16 +105,36 @@ def run(
         return
     _setup_logging(verbose)
     from factory.display import console, funnel_table
-    from factory.pipeline import new_run_id, run_recipe
+    from factory.pipeline import default_out, run_recipe
 
-    out = out or Path("runs") / new_run_id(recipe)
+    out = out or default_out(recipe)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        manifest = run_recipe(recipe, out)
+        manifest = run_recipe(recipe, out, retry_failed=retry_failed, repair=repair)
     except FactoryError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo(
+            f"interrupted: samples so far are saved; rerun the same command to resume ({out})",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    except Terminated:
+        typer.echo(
+            f"terminated: samples so far are saved; rerun the same command to resume ({out})",
+            err=True,
+        )
+        raise typer.Exit(143) from None
     console.print(funnel_table(manifest["funnel"]))
-    console.print(f"run directory: {out}")
-    console.print(f'next: factory stats {out}   |   factory query {out} "SELECT * FROM traces"')
+    t = manifest["teacher"]
+    if manifest.get("up_to_date"):
+        typer.echo("samples: 0 requested (up to date: this recipe already ran here)")
+    else:
+        typer.echo(
+            f"samples: {t['requested']} requested, {t['reused']} reused, {t['failed']} failed"
+        )
+    typer.echo(f"run directory: {out}")
+    typer.echo(f'next: factory stats {out}   |   factory query {out} "SELECT * FROM traces"')
 
 
 @app.command()

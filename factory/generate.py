@@ -1,73 +1,176 @@
-"""The generation stage: each problem record becomes `n` sample records from the teacher.
+"""The generation stage: each problem record becomes `teacher.n` sample records, exactly once.
 
-Problems are grouped so that one teacher call carries about `teacher.batch_size` sequences
-(`batch_size // n` prompts × n samples), which is what keeps a CPU or GPU busy.
+For every problem it derives the sample ids, takes the ones the generation store already
+holds, and asks the teacher only for the rest. Results are journaled the moment they arrive,
+in whatever order the backend finishes them, but records leave this stage in problem order,
+so everything downstream — and the published shards — is independent of timing. A request
+whose retries ran out becomes a tombstone: counted (`teacher_<error>` in rejects), excluded
+from the output, and asked again only with `retry_failed`.
+
+The teacher is loaded on the first request: a rerun with nothing missing never loads it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from itertools import islice
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 
 from factory.prompt import PromptBuilder
 from factory.recipe import TeacherConfig
-from factory.record import Record, sample_id
-from factory.stage import Stage
-from factory.teachers.base import Teacher
+from factory.record import Message, Record, sample_id
+from factory.stage import Drop, Stage
+from factory.storage.generations import GenerationStore
+from factory.teachers.base import Failure, Request, Sample, Teacher
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Slot:
+    """One problem waiting for its samples; `results[k]` is None while sample k is pending."""
+
+    problem: Record
+    messages: list[Message]
+    results: dict[int, Record | Failure | dict | None] = field(default_factory=dict)
+
+    def ready(self) -> bool:
+        return all(r is not None for r in self.results.values())
+
+
+def request_seed(request_id: str, seed: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{request_id}".encode()).digest()[:4], "big")
 
 
 class Generate(Stage):
     name = "generate"
 
     def __init__(
-        self, teacher: Teacher, cfg: TeacherConfig, prompts: PromptBuilder, fingerprint: str
-    ):
+        self,
+        teacher: Callable[[], Teacher],
+        cfg: TeacherConfig,
+        prompts: PromptBuilder,
+        fingerprint: str,
+        store: GenerationStore,
+        retry_failed: bool = False,
+    ) -> None:
         super().__init__()
-        self.teacher, self.cfg, self.prompts, self.fingerprint = teacher, cfg, prompts, fingerprint
-        self.prompt_tokens = self.completion_tokens = 0  # over every sample, kept or not
+        self._load_teacher, self._teacher = teacher, None
+        self.cfg, self.prompts, self.fingerprint = cfg, prompts, fingerprint
+        self.store, self.retry_failed = store, retry_failed
+        self.prompt_tokens = self.completion_tokens = 0  # over new samples, kept or not
+        self.requested = self.reused = self.failed = 0
+        self.seconds_in_teacher = 0.0
+        self._slots: deque[_Slot] = deque()
+        self._pending: dict[str, tuple[_Slot, int]] = {}
+
+    @property
+    def teacher(self) -> Teacher:
+        if self._teacher is None:
+            self._teacher = self._load_teacher()
+        return self._teacher
 
     def run(
         self, records: Iterable[Record], rank: int = 0, world_size: int = 1
     ) -> Iterator[Record]:
-        per_call = max(1, self.cfg.batch_size // self.cfg.n)
-        it = iter(records)
-        batch_index, started = 0, time.perf_counter()
-        while batch := list(islice(it, per_call)):
-            training = [self.prompts.training_messages(r.problem) for r in batch]
-            teacher_prompts = [self.prompts.teacher_messages(m) for m in training]
-            samples = self.teacher.generate(teacher_prompts, self.cfg, batch_index)
-            batch_index += 1
-            for outs in samples:
-                self.prompt_tokens += sum(s.prompt_tokens for s in outs)
-                self.completion_tokens += sum(s.completion_tokens for s in outs)
-            elapsed = time.perf_counter() - started
-            log.info(
-                "generate: batch %d, %d problems, %d samples so far, %.1f completion tok/s",
-                batch_index,
-                self.stats.inputs,
-                self.stats.inputs * self.cfg.n,
-                self.completion_tokens / max(elapsed, 1e-9),
-            )
-            for problem, messages, outs in zip(batch, training, samples, strict=True):
-                for k, sample in enumerate(outs):
-                    yield dataclasses.replace(
-                        problem,
-                        id=sample_id(problem.problem_id, k, self.fingerprint),
+        requests = self._requests(records)
+        first = next(requests, None)  # no request at all: never load the teacher
+        if first is not None:
+            started = time.perf_counter()
+            stream = self.teacher.generate(_chain(first, requests), self.cfg)
+            for request, result in stream:
+                self._record_result(request, result)
+                yield from self._ready()
+                self.seconds_in_teacher = time.perf_counter() - started
+                self._log_progress()
+        yield from self._ready()
+
+    def _requests(self, records: Iterable[Record]) -> Iterator[Request]:
+        for problem in records:
+            training = self.prompts.training_messages(problem.problem)
+            slot = _Slot(problem, training)
+            self._slots.append(slot)
+            teacher_messages = tuple(self.prompts.teacher_messages(training))
+            for k in range(self.cfg.n):
+                rid = sample_id(problem.problem_id, k, self.fingerprint)
+                if rid in self.store.samples:
+                    slot.results[k] = self.store.samples[rid]
+                    self.reused += 1
+                elif rid in self.store.failures and not self.retry_failed:
+                    slot.results[k] = self.store.failures[rid]
+                else:
+                    slot.results[k] = None
+                    self._pending[rid] = (slot, k)
+                    self.requested += 1
+                    yield Request(rid, teacher_messages, k, request_seed(rid, self.cfg.seed))
+
+    def _record_result(self, request: Request, result: Sample | Failure) -> None:
+        slot, k = self._pending.pop(request.id)
+        if isinstance(result, Failure):
+            self.store.add_failure(request.id, result.error, result.detail, result.attempts)
+            slot.results[k] = self.store.failures[request.id]
+            return
+        record = dataclasses.replace(
+            slot.problem,
+            id=request.id,
+            sample_index=k,
+            messages=list(slot.messages),
+            completion=result.text,
+            teacher_model=self.teacher.model_name,
+            temperature=self.cfg.temperature,
+            top_p=self.cfg.top_p,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            finish_reason=result.finish_reason,
+            generation_fingerprint=self.fingerprint,
+            dedup_cluster=None,  # problem-level clusters stay with the problem
+            meta={**slot.problem.meta, **({"server_reasoning": True} if result.reasoning else {})},
+        )
+        self.store.add(record)
+        self.prompt_tokens += result.prompt_tokens
+        self.completion_tokens += result.completion_tokens
+        slot.results[k] = record
+
+    def _ready(self) -> Iterator[Record]:
+        """Yield finished problems from the front, in problem order."""
+        while self._slots and self._slots[0].ready():
+            slot = self._slots.popleft()
+            for k in sorted(slot.results):
+                result = slot.results[k]
+                if isinstance(result, Record):
+                    yield result
+                else:  # a tombstone: counted and sent to rejects, never to the output
+                    self.failed += 1
+                    tomb = dataclasses.replace(
+                        slot.problem,
+                        id=result["id"],
                         sample_index=k,
-                        messages=list(messages),
-                        completion=sample.text,
-                        teacher_model=self.teacher.model_name,
-                        temperature=self.cfg.temperature,
-                        top_p=self.cfg.top_p,
-                        prompt_tokens=sample.prompt_tokens,
-                        completion_tokens=sample.completion_tokens,
-                        finish_reason=sample.finish_reason,
+                        messages=list(slot.messages),
                         generation_fingerprint=self.fingerprint,
-                        dedup_cluster=None,  # problem-level clusters stay with the problem
-                        meta=dict(problem.meta),
+                        meta={**slot.problem.meta, "teacher_error": result["detail"]},
                     )
+                    self.drop(tomb, Drop(f"teacher_{result['error']}"))
+
+    def _log_progress(self) -> None:
+        done = self.requested - len(self._pending)
+        if done % max(1, self.cfg.batch_size) == 0 or not self._pending:
+            rate = self.completion_tokens / max(self.seconds_in_teacher, 1e-9)
+            log.info(
+                "generate: %d new samples (%d reused), %.1f completion tok/s",
+                done,
+                self.reused,
+                rate,
+            )
+
+    def close(self) -> None:
+        if self._teacher is not None:
+            self._teacher.close()
+
+
+def _chain(first: Request, rest: Iterator[Request]) -> Iterator[Request]:
+    yield first
+    yield from rest

@@ -22,6 +22,7 @@ from factory.prompt import PromptBuilder
 from factory.recipe import DedupLevel, Recipe
 from factory.record import Record, arrow_schema
 from factory.stage import Drop, Stage, StageStats, chain
+from factory.storage.generations import GenerationStore
 from factory.storage.rundir import RunDir
 from factory.storage.shards import ShardWriter
 from factory.teachers import Teacher, load_teacher
@@ -51,13 +52,12 @@ def dedup_stages(cfg: DedupLevel, level: str) -> list[Stage]:
     return stages
 
 
-def build_stages(recipe: Recipe, teacher: Teacher) -> list[Stage]:
+def build_stages(recipe: Recipe, generate: Generate) -> list[Stage]:
     """The math-cot pipeline as a plain list of steps."""
-    prompts = PromptBuilder.from_recipe(recipe)
     return [
         HasGold(),
         *dedup_stages(recipe.dedup.problems, "problems"),
-        Generate(teacher, recipe.teacher, prompts, recipe.generation_fingerprint()),
+        generate,
         ParseAnswer(recipe.parse),
         VerifyMath(recipe.verify),
         *dedup_stages(recipe.dedup.traces, "traces"),
@@ -84,40 +84,64 @@ def _tee(records: Iterable[Record], writer: ShardWriter) -> Iterator[Record]:
         yield record
 
 
+def default_out(recipe: Recipe) -> Path:
+    """Same teacher and prompts → same folder, so rerunning a command resumes it."""
+    return Path("runs") / f"{recipe.name}-{recipe.generation_fingerprint()}"
+
+
 def run_recipe(
     recipe: Recipe,
     out: Path,
     rank: int = 0,
     world_size: int = 1,
     teacher: Teacher | None = None,
+    retry_failed: bool = False,
+    repair: bool = False,
 ) -> dict[str, Any]:
-    """Run `recipe` into the run directory `out`; returns the manifest it wrote."""
+    """Run `recipe` into the run directory `out`; returns the manifest it wrote (or found).
+
+    A finished run of the same recipe is returned as it is (nothing is requested or written);
+    otherwise stored samples are reused, only missing ones are requested, and the downstream
+    stages run again over all of them.
+    """
     if teacher is not None and teacher.model_name != recipe.teacher.model:
         raise ValueError(
             f"teacher {teacher.model_name!r} is not the recipe's {recipe.teacher.model!r}"
         )
     started = time.time()
-    run_id = new_run_id(recipe)
-    fingerprint = recipe.fingerprint()
+    fingerprint, gen_fingerprint = recipe.fingerprint(), recipe.generation_fingerprint()
     with RunDir(out) as rundir:
-        # ---- fail fast: source and teacher before any generation --------------------------
+        previous = rundir.manifest()
+        if _up_to_date(previous, fingerprint, retry_failed):
+            log.info("%s is up to date (recipe %s): nothing to do", out, fingerprint)
+            return {**previous, "up_to_date": True}  # the flag is for the caller, not the file
+        run_id = new_run_id(recipe)
+        # ---- fail fast on the source before any generation ----------------------------------
         expected = check_source(recipe.source)
         log.info("source ok: %d problems (%s)", expected, recipe.source.kind)
-        t0 = time.time()
-        owns_teacher = teacher is None
-        teacher = teacher or load_teacher(recipe.teacher)
-        load_seconds = time.time() - t0
-        log.info("teacher %s loaded in %.1fs", recipe.teacher.model, load_seconds)
+        store = GenerationStore(out / "generations" / gen_fingerprint, repair=repair).open()
+        if store.samples:
+            log.info("resuming: %d samples already generated", len(store.samples))
+        load_seconds = 0.0
 
-        # ---- writers ------------------------------------------------------------------------
+        def load() -> Teacher:
+            nonlocal load_seconds
+            t0 = time.time()
+            loaded = teacher or load_teacher(recipe.teacher)
+            load_seconds = time.time() - t0
+            log.info("teacher %s ready in %.1fs", recipe.teacher.model, load_seconds)
+            return loaded
+
+        # ---- writers (into a new version; published by symlink swap at the end) -------------
+        version = rundir.version_dir(run_id)
         constants = {"recipe": recipe.name, "recipe_fingerprint": fingerprint, "run_id": run_id}
         shard = {"shard_rows": recipe.output.shard_rows, "compression": recipe.output.compression}
         schema = arrow_schema()
         traces = ShardWriter(
-            out, rundir.staging, "data", "train", schema, constants=constants, **shard
+            version, rundir.staging, "data", "train", schema, constants=constants, **shard
         )
         rejects = ShardWriter(
-            out,
+            version,
             rundir.staging,
             "rejects",
             "rejects",
@@ -125,9 +149,8 @@ def run_recipe(
             constants=constants,
             **shard,
         )
-        problems_schema = _problem_schema(schema)
         problems = ShardWriter(
-            out, rundir.staging, "problems", "problems", problems_schema, **shard
+            version, rundir.staging, "problems", "problems", _problem_schema(schema), **shard
         )
 
         def on_drop(record: Record, stage: str, drop: Drop) -> None:
@@ -137,7 +160,15 @@ def run_recipe(
             rejects.add({**row, "stage": stage, "drop_reason": drop.reason})
 
         # ---- stream ---------------------------------------------------------------------------
-        stages = build_stages(recipe, teacher)
+        generate = Generate(
+            load,
+            recipe.teacher,
+            PromptBuilder.from_recipe(recipe),
+            gen_fingerprint,
+            store,
+            retry_failed,
+        )
+        stages = build_stages(recipe, generate)
         source = _tee(load_problems(recipe.source, rank, world_size), problems)
         stream, source_stats = chain(source, stages, on_drop, rank, world_size)
         tokens = {"prompt": 0, "completion": 0}
@@ -146,11 +177,12 @@ def run_recipe(
                 traces.add(record.row())
                 tokens["prompt"] += record.prompt_tokens or 0
                 tokens["completion"] += record.completion_tokens or 0
+            store.seal()
         finally:
+            store.close()  # flush and fsync the journal, also on Ctrl-C / SIGTERM
             for stage in stages:
-                stage.close()
-            if owns_teacher:
-                teacher.close()
+                if stage is not generate or teacher is None:  # a borrowed teacher stays open
+                    stage.close()
 
         # ---- publish and seal ------------------------------------------------------------
         files = {
@@ -158,14 +190,12 @@ def run_recipe(
             "rejects": rejects.publish(),
             "problems": problems.publish(),
         }
-        stage_stats = [source_stats.as_dict()] + [s.stats.as_dict() for s in stages]
-        generate = next(s for s in stages if isinstance(s, Generate))
         manifest = {
             "run_id": run_id,
             "factory_version": factory.__version__,
             "recipe_name": recipe.name,
             "recipe_fingerprint": fingerprint,
-            "generation_fingerprint": recipe.generation_fingerprint(),
+            "generation_fingerprint": gen_fingerprint,
             "recipe": recipe.to_dict(),
             "rank": rank,
             "world_size": world_size,
@@ -177,20 +207,29 @@ def run_recipe(
                 "model": recipe.teacher.model,
                 "load_seconds": round(load_seconds, 2),
                 "generate_seconds": round(generate.stats.seconds, 2),
+                "requested": generate.requested,
+                "reused": generate.reused,
+                "failed": generate.failed,
                 "prompt_tokens": generate.prompt_tokens,
                 "completion_tokens": generate.completion_tokens,
                 "completion_tokens_per_s": round(
-                    generate.completion_tokens / max(generate.stats.seconds, 1e-9), 2
+                    generate.completion_tokens / max(generate.seconds_in_teacher, 1e-9), 2
                 ),
             },
             "funnel": funnel(source_stats, stages, traces.total),
-            "stages": stage_stats,
+            "stages": [source_stats.as_dict()] + [s.stats.as_dict() for s in stages],
             "tokens_kept": tokens,
             "rows": {"traces": traces.total, "rejects": rejects.total, "problems": problems.total},
             "files": files,
         }
-        rundir.finish(manifest)
+        rundir.publish(run_id, manifest)
     return manifest
+
+
+def _up_to_date(previous: dict[str, Any] | None, fingerprint: str, retry_failed: bool) -> bool:
+    if previous is None or previous.get("recipe_fingerprint") != fingerprint:
+        return False
+    return not (retry_failed and previous["teacher"].get("failed"))
 
 
 def _problem_schema(trace_schema):

@@ -133,8 +133,20 @@ def test_run_then_stats_and_query(tmp_path, model_cache):
         bad_sql.returncode == 2 and "nope" in bad_sql.stderr and "Traceback" not in bad_sql.stderr
     )
 
-    again = factory("run", "recipe=math-cot", "source.limit=4", "--out", str(out))
-    assert again.returncode == 2 and "already holds a finished run" in again.stderr
+    before = {p: p.read_bytes() for p in sorted((out / "data").iterdir())}
+    again = factory(
+        "run",
+        "recipe=math-cot",
+        "source.limit=4",
+        "teacher.n=2",
+        "teacher.max_new_tokens=48",
+        f"teacher.cache_dir={model_cache}",
+        "--out",
+        str(out),
+    )
+    assert again.returncode == 0, again.stderr
+    assert "up to date" in again.stderr and "samples: 0 requested" in again.stdout
+    assert {p: p.read_bytes() for p in sorted((out / "data").iterdir())} == before  # byte-identical
 
 
 def test_query_errors(tmp_path):

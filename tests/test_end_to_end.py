@@ -160,3 +160,39 @@ def test_rows_without_gold_are_counted_drops(tmp_path, smollm2, model_cache):
         "SELECT problem_id, stage, drop_reason, sample_index FROM rejects WHERE stage = 'has_gold'",
     )
     assert rows == [("p:1", "has_gold", "no_gold", None)]
+
+
+def test_rerun_requests_nothing_and_changes_nothing(math_run, smollm2):
+    out, manifest, recipe = math_run
+    shard = out / "data" / "train-00000-of-00001.parquet"
+    before = shard.read_bytes()
+    again = run_recipe(recipe, out, teacher=smollm2)
+    assert again["up_to_date"] and again["run_id"] == manifest["run_id"]
+    assert shard.read_bytes() == before
+
+
+def test_filter_change_reuses_every_sample(tmp_path, smollm2, model_cache):
+    args = [
+        "source.limit=4",
+        "teacher.n=2",
+        "teacher.max_new_tokens=48",
+        f"teacher.cache_dir={model_cache}",
+    ]
+    first = run_recipe(load_recipe("math-cot", args), tmp_path / "r", teacher=smollm2)
+    assert first["teacher"]["requested"] == 8 and first["teacher"]["reused"] == 0
+    changed = load_recipe("math-cot", [*args, "dedup.traces.exact=false", "parse.think=required"])
+    assert changed.generation_fingerprint() == first["generation_fingerprint"]
+    second = run_recipe(changed, tmp_path / "r", teacher=smollm2)
+    assert second["teacher"]["requested"] == 0 and second["teacher"]["reused"] == 8
+    assert second["funnel"]["generated"] == 8 and second["run_id"] != first["run_id"]
+    assert "dedup_traces_exact" not in {s["name"] for s in second["stages"]}
+    _, rows = query(
+        tmp_path / "r",
+        "SELECT DISTINCT run_id FROM traces UNION SELECT DISTINCT run_id FROM rejects",
+    )
+    assert rows == [(second["run_id"],)]  # the new version replaced the old one whole
+    # a sampling change is a new generation namespace: everything is asked again
+    resampled = load_recipe("math-cot", [*args, "teacher.temperature=0.5"])
+    third = run_recipe(resampled, tmp_path / "r", teacher=smollm2)
+    assert third["teacher"]["requested"] == 8
+    assert len(list((tmp_path / "r" / "generations").iterdir())) == 2

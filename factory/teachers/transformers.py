@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 
 from factory.errors import TeacherLoadError
 from factory.recipe import TeacherConfig
-from factory.record import Message
-from factory.teachers.base import Sample
+from factory.teachers.base import Request, Sample
 from factory.teachers.gguf import BUNDLED, bundled_gguf, converted_folder
 
 log = logging.getLogger(__name__)
@@ -74,42 +75,44 @@ class TransformersTeacher:
         self._torch = torch
 
     def generate(
-        self, prompts: list[list[Message]], cfg: TeacherConfig, batch_index: int
-    ) -> list[list[Sample]]:
-        torch, tok, n = self._torch, self.tokenizer, cfg.n
+        self, requests: Iterable[Request], cfg: TeacherConfig
+    ) -> Iterator[tuple[Request, Sample]]:
+        it = iter(requests)
+        while batch := list(islice(it, cfg.batch_size)):
+            yield from zip(batch, self._generate_batch(batch, cfg), strict=True)
+
+    def _generate_batch(self, batch: list[Request], cfg: TeacherConfig) -> list[Sample]:
+        torch, tok = self._torch, self.tokenizer
         texts = [
-            tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts
+            tok.apply_chat_template(list(r.messages), add_generation_prompt=True, tokenize=False)
+            for r in batch
         ]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        # one seed per batch: reruns with the same batches reproduce the same samples
-        torch.manual_seed(cfg.seed * 1_000_003 + batch_index)
+        # transformers samples a whole batch from one generator: seed it from the batch's first
+        # request, so the same batch reproduces the same samples
+        torch.manual_seed(batch[0].seed)
         sampling = {"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p}
         if cfg.temperature == 0:
             sampling = {"do_sample": False}
         with torch.inference_mode():
             out = self.model.generate(
-                **enc,
-                **sampling,
-                max_new_tokens=cfg.max_new_tokens,
-                num_return_sequences=n,
-                pad_token_id=tok.pad_token_id,
+                **enc, **sampling, max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id
             )
         generated = out[:, enc["input_ids"].shape[1] :].tolist()
         prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
-        results: list[list[Sample]] = [[] for _ in prompts]
-        for row, tokens in enumerate(generated):
-            i = row // n  # generate() repeats each prompt n times, consecutively
+        samples = []
+        for tokens, prompt_len in zip(generated, prompt_lens, strict=True):
             end = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
             kept = tokens if end is None else tokens[:end]
-            results[i].append(
+            samples.append(
                 Sample(
                     text=tok.decode(kept, skip_special_tokens=True),
-                    prompt_tokens=int(prompt_lens[i]),
+                    prompt_tokens=int(prompt_len),
                     completion_tokens=len(kept) + (0 if end is None else 1),
                     finish_reason="length" if end is None else "stop",
                 )
             )
-        return results
+        return samples
 
     def close(self) -> None:
         self.model = None

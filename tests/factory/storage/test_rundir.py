@@ -17,30 +17,50 @@ def test_second_run_on_the_same_directory_gets_a_lock_error(tmp_path):
         RunDir(tmp_path / "run").open()
 
 
-def test_finished_run_is_never_overwritten(tmp_path):
-    with RunDir(tmp_path / "run") as rd:
-        rd.finish({"run_id": "x"})
-    with pytest.raises(RunDirError, match="already holds a finished run"):
-        RunDir(tmp_path / "run").open()
-    assert read_manifest(tmp_path / "run") == {"run_id": "x"}
+def _publish_version(rd: RunDir, run_id: str, rows: int) -> dict:
+    version = rd.version_dir(run_id)
+    files = {}
+    for table, prefix in (("data", "train"), ("rejects", "rejects"), ("problems", "problems")):
+        w = ShardWriter(
+            version, rd.staging, table, prefix, arrow_schema(), 10, "zstd", {"run_id": run_id}
+        )
+        for i in range(rows):
+            w.add(_row(i))
+        files[table] = w.publish()
+    manifest = {"run_id": run_id, "files": files}
+    rd.publish(run_id, manifest)
+    return manifest
 
 
-def test_foreign_non_empty_directory_is_refused(tmp_path):
-    (tmp_path / "mine.txt").write_text("precious")
-    with pytest.raises(RunDirError, match="not empty and is not a factory run directory"):
-        RunDir(tmp_path).open()
-    assert (tmp_path / "mine.txt").read_text() == "precious"
-
-
-def test_crashed_attempt_is_cleaned(tmp_path):
+def test_publish_swaps_versions_and_drops_the_old_one(tmp_path):
     run = tmp_path / "run"
     with RunDir(run) as rd:
+        _publish_version(rd, "v1", 3)
+    assert pq.read_table(run / "data").num_rows == 3
+    with RunDir(run) as rd:
+        assert rd.manifest()["run_id"] == "v1"
+        _publish_version(rd, "v2", 5)
+    table = pq.read_table(run / "data" / "train-00000-of-00001.parquet")
+    assert table.num_rows == 5 and set(table.column("run_id").to_pylist()) == {"v2"}
+    assert sorted(p.name for p in (run / ".versions").iterdir()) == ["v2"]
+    assert read_manifest(run)["run_id"] == "v2"
+    assert not (run / ".staging").exists()
+
+
+def test_crashed_attempt_is_cleaned_but_generations_kept(tmp_path):
+    run = tmp_path / "run"
+    with RunDir(run) as rd:
+        _publish_version(rd, "v1", 2)
+        rd.staging.mkdir(exist_ok=True)  # as a crashed later attempt would have left it
         (rd.staging / "half.parquet").write_bytes(b"partial")
-        (run / "data").mkdir()
-        (run / "data" / "train-00000-of-00003.parquet").write_bytes(b"old")
-    with RunDir(run) as rd:  # no manifest: the leftovers belong to the crashed attempt
-        assert not (run / "data").exists()
+        rd.version_dir("v2-crashed").mkdir(parents=True)  # written, never swapped in
+        (run / "generations" / "fp").mkdir(parents=True)
+        (run / "generations" / "fp" / "journal.jsonl").write_bytes(b"kept")
+    with RunDir(run) as rd:
         assert list(rd.staging.iterdir()) == []
+        assert sorted(p.name for p in rd.versions.iterdir()) == ["v1"]
+        assert (run / "generations" / "fp" / "journal.jsonl").read_bytes() == b"kept"
+        assert pq.read_table(run / "data").num_rows == 2
 
 
 def test_manifest_errors(tmp_path):

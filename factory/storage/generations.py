@@ -1,0 +1,164 @@
+"""The generation store: every teacher sample of one generation fingerprint, exactly once.
+
+    DIR/generations/<generation fingerprint>/
+      index.json              sealed shards with row counts and sha256 (written atomically)
+      samples-00000.parquet   sealed samples
+      journal.jsonl           samples since the last seal, appended as they arrive
+      failures.jsonl          tombstones: requests whose retries ran out (a later success wins)
+
+A sample is keyed by its id (problem, sample index, generation fingerprint), so a resumed run
+asks the teacher only for ids it does not hold. Sealing writes the journal's samples to a
+parquet file in staging, fsyncs it, renames it into place, records it in the index, and only
+then empties the journal: a crash at any point leaves either the journal or the index holding
+each sample (both at worst, which loading resolves by id). A sealed shard whose sha256 no longer
+matches is refused by name; `repair=True` sets it aside so that only its ids are regenerated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from factory.errors import RunDirError
+from factory.record import Record, arrow_schema
+from factory.storage.atomic import publish, write_json
+from factory.storage.journal import Journal, read_journal
+from factory.storage.shards import sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def _record(row: dict[str, Any]) -> Record:
+    fields = {k: v for k, v in row.items() if k in Record.__dataclass_fields__}
+    fields["meta"] = (
+        json.loads(row["meta"]) if isinstance(row.get("meta"), str) else row.get("meta") or {}
+    )
+    fields["messages"] = [dict(m) for m in fields.get("messages") or []]
+    return Record(**fields)
+
+
+class GenerationStore:
+    def __init__(self, root: Path, seal_rows: int = 5000, repair: bool = False) -> None:
+        self.root = Path(root)
+        self.seal_rows, self.repair = seal_rows, repair
+        self.samples: dict[str, Record] = {}
+        self.failures: dict[str, dict[str, Any]] = {}
+        self._unsealed: list[Record] = []
+        self._journal: Journal | None = None
+        self._failures: Journal | None = None
+
+    # ---- open: sealed shards, then the journal, then tombstones --------------------------
+    def open(self) -> GenerationStore:
+        self.root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.root / ".staging", ignore_errors=True)
+        index = self._index()
+        listed = {s["path"] for s in index["shards"]}
+        for stray in self.root.glob("samples-*.parquet"):
+            if (
+                stray.name not in listed
+            ):  # renamed in but never indexed: its rows are in the journal
+                stray.unlink()
+        for shard in list(index["shards"]):
+            self._load_shard(shard, index)
+        for obj in read_journal(self.root / "journal.jsonl"):
+            record = _record(obj)
+            if record.id not in self.samples:
+                self.samples[record.id] = record
+                self._unsealed.append(record)
+        for obj in read_journal(self.root / "failures.jsonl"):
+            self.failures[obj["id"]] = obj
+        self._journal = Journal(self.root / "journal.jsonl")
+        self._failures = Journal(self.root / "failures.jsonl", sync_every=1)
+        return self
+
+    def _index(self) -> dict[str, Any]:
+        path = self.root / "index.json"
+        if not path.exists():
+            return {"shards": []}
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise RunDirError(
+                f"{path} is not valid JSON ({exc}); it was not written by factory"
+            ) from None
+
+    def _load_shard(self, shard: dict[str, Any], index: dict[str, Any]) -> None:
+        import pyarrow.parquet as pq
+
+        path = self.root / shard["path"]
+        if not path.is_file() or sha256_file(path) != shard["sha256"]:
+            if not self.repair:
+                raise RunDirError(
+                    f"{path}: sealed generation shard is missing or damaged (sha256 mismatch); "
+                    "rerun with --repair to regenerate only its samples"
+                )
+            log.warning(
+                "repair: setting %s aside; its %d samples will be regenerated", path, shard["rows"]
+            )
+            if path.exists():
+                path.rename(path.with_suffix(".damaged"))
+            index["shards"].remove(shard)
+            write_json(self.root / "index.json", index)
+            return
+        for row in pq.read_table(path).to_pylist():
+            self.samples.setdefault(row["id"], _record(row))
+
+    # ---- writing ------------------------------------------------------------------------
+    def add(self, record: Record) -> None:
+        assert self._journal is not None, "open() first"
+        if record.id in self.samples:  # exactly once: a duplicate answer is ignored
+            return
+        self._journal.append(record.row())
+        self.samples[record.id] = record
+        self._unsealed.append(record)
+        self.failures.pop(record.id, None)
+        if len(self._unsealed) >= self.seal_rows:
+            self.seal()
+
+    def add_failure(self, request_id: str, error: str, detail: str, attempts: int) -> None:
+        assert self._failures is not None, "open() first"
+        entry = {"id": request_id, "error": error, "detail": detail[:500], "attempts": attempts}
+        self._failures.append(entry)
+        self.failures[request_id] = entry
+
+    def seal(self) -> None:
+        """Move the journal's samples into a sealed parquet shard."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._unsealed:
+            return
+        index = self._index()
+        name = f"samples-{len(index['shards']):05d}.parquet"
+        staging = self.root / ".staging"
+        staging.mkdir(exist_ok=True)
+        part = staging / name
+        table = pa.Table.from_pylist([r.row() for r in self._unsealed], schema=_sample_schema())
+        pq.write_table(table, part, compression="zstd")
+        with part.open("rb") as fh:
+            os.fsync(fh.fileno())
+        digest = sha256_file(part)
+        publish(part, self.root / name)
+        index["shards"].append({"path": name, "rows": len(self._unsealed), "sha256": digest})
+        write_json(self.root / "index.json", index)
+        assert self._journal is not None
+        self._journal.close()
+        (self.root / "journal.jsonl").write_bytes(b"")  # sealed: the journal starts over
+        self._journal = Journal(self.root / "journal.jsonl")
+        self._unsealed = []
+
+    def close(self) -> None:
+        for journal in (self._journal, self._failures):
+            if journal is not None:
+                journal.close()
+
+
+def _sample_schema():
+    import pyarrow as pa
+
+    schema = arrow_schema()
+    return pa.schema([f for f in schema if f.name in Record.__dataclass_fields__])
