@@ -3,7 +3,7 @@
 Three measurements over the same math-cot prompts and sampling settings:
   bare-1   : the backend's generate (HF generate + decode) one prompt at a time
   bare-B   : the backend's generate on all prompts at once (left padding), no stage around it
-  factory-B: factory's Generate stage (same batch), which also builds messages and records
+  factory-B: factory's Generate stage (same batch): builds messages and records, journals each
 Printed: completion tokens/s for each, factory-B / bare-B (overhead; ~1.0 is the goal) and
 factory-B / bare-1 (what batching buys).
 
@@ -27,11 +27,16 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=96)
     args = ap.parse_args()
 
-    from factory.generate import Generate
+    import tempfile
+
+    from factory.generate import Generate, request_seed
     from factory.problems import load_problems
     from factory.prompt import PromptBuilder
     from factory.recipe import load_recipe
+    from factory.record import sample_id
+    from factory.storage.generations import GenerationStore
     from factory.teachers import load_teacher
+    from factory.teachers.base import Request
 
     recipe = load_recipe(
         "math-cot",
@@ -42,32 +47,39 @@ def main() -> None:
             f"teacher.max_new_tokens={args.max_new_tokens}",
         ],
     )
-    cfg = recipe.teacher
+    cfg, fp = recipe.teacher, recipe.generation_fingerprint()
     t0 = time.perf_counter()
     teacher = load_teacher(cfg)
     print(f"teacher load: {time.perf_counter() - t0:.1f} s (cached conversion)")
     problems = list(load_problems(recipe.source))
     builder = PromptBuilder.from_recipe(recipe)
-    prompts = [builder.teacher_messages(builder.training_messages(p.problem)) for p in problems]
+    requests = []
+    for p in problems:
+        rid = sample_id(p.problem_id, 0, fp)
+        messages = tuple(builder.teacher_messages(builder.training_messages(p.problem)))
+        requests.append(Request(rid, messages, 0, request_seed(rid, cfg.seed)))
 
-    def tokens(samples) -> int:
-        return sum(s.completion_tokens for outs in samples for s in outs)
+    def tokens(results) -> int:
+        return sum(sample.completion_tokens for _, sample in results)
 
     t0 = time.perf_counter()
-    single = [teacher.generate([p], cfg, i)[0] for i, p in enumerate(prompts[:6])]
+    single = [pair for r in requests[:6] for pair in teacher.generate([r], cfg)]
     bare1 = tokens(single) / (time.perf_counter() - t0)
 
     t0 = time.perf_counter()
-    bareb = tokens(teacher.generate(prompts, cfg, 0)) / (time.perf_counter() - t0)
+    bareb = tokens(list(teacher.generate(requests, cfg))) / (time.perf_counter() - t0)
 
-    stage = Generate(teacher, cfg, builder, recipe.generation_fingerprint())
-    t0 = time.perf_counter()
-    records = list(stage.run(iter(problems)))
-    fact = sum(r.completion_tokens for r in records) / (time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = GenerationStore(Path(tmp)).open()
+        stage = Generate(lambda: teacher, cfg, builder, fp, store)
+        t0 = time.perf_counter()
+        records = list(stage.run(iter(problems)))
+        fact = sum(r.completion_tokens for r in records) / (time.perf_counter() - t0)
+        store.close()
 
     print(f"bare-1     {bare1:8.1f} completion tok/s (6 prompts, one at a time)")
-    print(f"bare-{len(prompts):<5} {bareb:8.1f} completion tok/s")
-    print(f"factory-{len(prompts):<2} {fact:8.1f} completion tok/s")
+    print(f"bare-{len(requests):<5} {bareb:8.1f} completion tok/s")
+    print(f"factory-{len(requests):<2} {fact:8.1f} completion tok/s (with its journal)")
     print(
         f"factory / bare batched = {fact / bareb:.2f}x   factory batched / single = {fact / bare1:.2f}x"
     )

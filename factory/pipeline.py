@@ -216,6 +216,13 @@ def run_recipe(
                     generate.completion_tokens / max(generate.seconds_in_teacher, 1e-9), 2
                 ),
             },
+            # every stored sample once, however many attempts it took: never double counted
+            "samples": {
+                "total": len(store.samples),
+                "prompt_tokens": sum(r.prompt_tokens or 0 for r in store.samples.values()),
+                "completion_tokens": sum(r.completion_tokens or 0 for r in store.samples.values()),
+                "tombstones": len(set(store.failures) - set(store.samples)),
+            },
             "funnel": funnel(source_stats, stages, traces.total),
             "stages": [source_stats.as_dict()] + [s.stats.as_dict() for s in stages],
             "tokens_kept": tokens,

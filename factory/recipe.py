@@ -67,8 +67,10 @@ class PromptConfig:
 
 @dataclass
 class TeacherConfig:
-    backend: Literal["transformers"] = "transformers"
-    model: str = "smollm2-135m-instruct"  # bundled alias, a local folder, a .gguf file or a hub id
+    backend: Literal["transformers", "openai"] = "transformers"
+    model: str = (
+        "smollm2-135m-instruct"  # bundled alias / folder / .gguf / hub id; openai: model id
+    )
     n: int = 2
     temperature: float = 0.7
     top_p: float = 0.95
@@ -77,6 +79,16 @@ class TeacherConfig:
     batch_size: int = 32  # execution only: not part of the generation fingerprint
     threads: int = 0  # torch CPU threads; 0 = all cores. Execution only.
     cache_dir: str | None = None  # converted-model cache; default ~/.cache/factory/models
+    # openai backend (any OpenAI-compatible server); all execution-only
+    base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1
+    api_key_env: str = (
+        "OPENAI_API_KEY"  # name of the variable holding the key (local servers: none)
+    )
+    concurrency: int = 64  # requests in flight
+    max_retries: int = 6  # per request, on 429 / 5xx / timeouts / resets / malformed replies
+    retry_base_s: float = 1.0  # backoff: base * 2^attempt, full jitter, capped; Retry-After wins
+    retry_max_s: float = 60.0
+    request_timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
         _require(self.n >= 1, "teacher.n", self.n, "an integer >= 1")
@@ -85,6 +97,30 @@ class TeacherConfig:
         _require(self.max_new_tokens >= 1, "teacher.max_new_tokens", self.max_new_tokens, ">= 1")
         _require(self.batch_size >= 1, "teacher.batch_size", self.batch_size, ">= 1")
         _require(self.threads >= 0, "teacher.threads", self.threads, ">= 0 (0 = all cores)")
+        _require(self.concurrency >= 1, "teacher.concurrency", self.concurrency, ">= 1")
+        _require(self.max_retries >= 0, "teacher.max_retries", self.max_retries, ">= 0")
+        _require(
+            self.request_timeout_s > 0, "teacher.request_timeout_s", self.request_timeout_s, "> 0"
+        )
+        if self.backend == "openai" and not self.base_url:
+            raise RecipeError(
+                "teacher.base_url: required for backend openai (e.g. http://127.0.0.1:8000/v1)"
+            )
+
+
+# teacher settings that change how samples are fetched, not what they are
+EXECUTION_ONLY = (
+    "batch_size",
+    "threads",
+    "cache_dir",
+    "base_url",
+    "api_key_env",
+    "concurrency",
+    "max_retries",
+    "retry_base_s",
+    "retry_max_s",
+    "request_timeout_s",
+)
 
 
 @dataclass
@@ -191,13 +227,18 @@ class Recipe:
         return texts
 
     def fingerprint(self) -> str:
-        """Changes with any setting or prompt text: identifies what produced a dataset."""
-        return _digest({"recipe": self.to_dict(), "prompts": self.prompt_texts()})
+        """Changes with any setting that can change the output, or any prompt text: identifies
+        what produced a dataset. Execution-only teacher settings (batch size, threads, server
+        address, concurrency, retries) are left out, so they never force a rerun."""
+        recipe = self.to_dict()
+        for execution_only in EXECUTION_ONLY:  # where and how fast, not what
+            recipe["teacher"].pop(execution_only)
+        return _digest({"recipe": recipe, "prompts": self.prompt_texts()})
 
     def generation_fingerprint(self) -> str:
         """Changes only with what changes the teacher's samples (not filters or batch size)."""
         teacher = typed.to_dict(self.teacher)
-        for execution_only in ("batch_size", "threads", "cache_dir"):
+        for execution_only in EXECUTION_ONLY:
             teacher.pop(execution_only)
         return _digest({"teacher": teacher, "prompts": self.prompt_texts()})
 

@@ -143,6 +143,7 @@ class GenerationStore:
             os.fsync(fh.fileno())
         digest = sha256_file(part)
         publish(part, self.root / name)
+        staging.rmdir()
         index["shards"].append({"path": name, "rows": len(self._unsealed), "sha256": digest})
         write_json(self.root / "index.json", index)
         assert self._journal is not None

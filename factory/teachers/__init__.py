@@ -15,7 +15,16 @@ def _transformers(cfg: TeacherConfig) -> Teacher:
     return TransformersTeacher(cfg)
 
 
-BACKENDS: dict[str, Callable[[TeacherConfig], Teacher]] = {"transformers": _transformers}
+def _openai(cfg: TeacherConfig) -> Teacher:
+    from factory.teachers.openai import OpenAITeacher
+
+    return OpenAITeacher(cfg)
+
+
+BACKENDS: dict[str, Callable[[TeacherConfig], Teacher]] = {
+    "transformers": _transformers,
+    "openai": _openai,
+}
 
 
 def load_teacher(cfg: TeacherConfig) -> Teacher:
