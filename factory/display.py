@@ -64,6 +64,37 @@ def show_stats(stats: dict[str, Any]) -> None:
             ],
         )
     )
+    samples, cost = stats["samples"], stats["cost"]
+    if samples:
+        console.print(
+            table(
+                "samples and cost (every stored sample once, across resumes)",
+                [
+                    "samples",
+                    "this run: requested",
+                    "reused",
+                    "failed",
+                    "tombstones",
+                    "cost $",
+                    "$ per kept trace",
+                    "budget $",
+                ],
+                [
+                    (
+                        samples["total"],
+                        t["requested"],
+                        t["reused"],
+                        t["failed"],
+                        samples["tombstones"],
+                        cost.get("all_samples"),
+                        cost.get("per_kept_trace"),
+                        ""
+                        if cost.get("budget_usd") is None
+                        else f"{cost['budget_usd']}{' (reached)' if cost.get('budget_exhausted') else ''}",
+                    )
+                ],
+            )
+        )
     console.print(
         table(
             "time per stage (s, own time)",

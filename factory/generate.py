@@ -7,7 +7,9 @@ so everything downstream — and the published shards — is independent of timi
 whose retries ran out becomes a tombstone: counted (`teacher_<error>` in rejects), excluded
 from the output, and asked again only with `retry_failed`.
 
-The teacher is loaded on the first request: a rerun with nothing missing never loads it.
+The teacher is loaded on the first request: a rerun with nothing missing never loads it. With a
+budget, no new problem is started once the cost of every stored sample reaches it (requests
+already in flight still land), and the run publishes what it has.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from factory.prompt import PromptBuilder
-from factory.recipe import TeacherConfig
+from factory.recipe import Price, TeacherConfig
 from factory.record import Message, Record, sample_id
 from factory.stage import Drop, Stage
 from factory.storage.generations import GenerationStore
@@ -57,6 +59,8 @@ class Generate(Stage):
         fingerprint: str,
         store: GenerationStore,
         retry_failed: bool = False,
+        price: Price | None = None,
+        budget_usd: float | None = None,
     ) -> None:
         super().__init__()
         self._load_teacher, self._teacher = teacher, None
@@ -65,6 +69,14 @@ class Generate(Stage):
         self.prompt_tokens = self.completion_tokens = 0  # over new samples, kept or not
         self.requested = self.reused = self.failed = 0
         self.seconds_in_teacher = 0.0
+        self.price, self.budget_usd = price or Price(), budget_usd
+        # the budget covers every stored sample of this generation, not just this attempt
+        self.cost_stored = sum(
+            self.price.cost(r.prompt_tokens or 0, r.completion_tokens or 0)
+            for r in store.samples.values()
+        )
+        self.cost_new = 0.0
+        self.budget_exhausted = False
         self._slots: deque[_Slot] = deque()
         self._pending: dict[str, tuple[_Slot, int]] = {}
 
@@ -91,6 +103,11 @@ class Generate(Stage):
 
     def _requests(self, records: Iterable[Record]) -> Iterator[Request]:
         for problem in records:
+            if self.budget_usd is not None and self.cost_stored + self.cost_new >= self.budget_usd:
+                # stop cleanly: no new problems; requests already in flight still land
+                self.budget_exhausted = True
+                log.warning("budget of $%.4f reached: no new requests", self.budget_usd)
+                return
             training = self.prompts.training_messages(problem.problem)
             slot = _Slot(problem, training)
             self._slots.append(slot)
@@ -133,6 +150,7 @@ class Generate(Stage):
         self.store.add(record)
         self.prompt_tokens += result.prompt_tokens
         self.completion_tokens += result.completion_tokens
+        self.cost_new += self.price.cost(result.prompt_tokens, result.completion_tokens)
         slot.results[k] = record
 
     def _ready(self) -> Iterator[Record]:

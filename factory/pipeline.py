@@ -112,7 +112,7 @@ def run_recipe(
     fingerprint, gen_fingerprint = recipe.fingerprint(), recipe.generation_fingerprint()
     with RunDir(out) as rundir:
         previous = rundir.manifest()
-        if _up_to_date(previous, fingerprint, retry_failed):
+        if _up_to_date(previous, recipe, retry_failed):
             log.info("%s is up to date (recipe %s): nothing to do", out, fingerprint)
             return {**previous, "up_to_date": True}  # the flag is for the caller, not the file
         run_id = new_run_id(recipe)
@@ -167,6 +167,8 @@ def run_recipe(
             gen_fingerprint,
             store,
             retry_failed,
+            recipe.price(),
+            recipe.budget_usd,
         )
         stages = build_stages(recipe, generate)
         source = _tee(load_problems(recipe.source, rank, world_size), problems)
@@ -223,6 +225,7 @@ def run_recipe(
                 "completion_tokens": sum(r.completion_tokens or 0 for r in store.samples.values()),
                 "tombstones": len(set(store.failures) - set(store.samples)),
             },
+            "cost": _cost(recipe, generate, traces.total),
             "funnel": funnel(source_stats, stages, traces.total),
             "stages": [source_stats.as_dict()] + [s.stats.as_dict() for s in stages],
             "tokens_kept": tokens,
@@ -233,10 +236,29 @@ def run_recipe(
     return manifest
 
 
-def _up_to_date(previous: dict[str, Any] | None, fingerprint: str, retry_failed: bool) -> bool:
-    if previous is None or previous.get("recipe_fingerprint") != fingerprint:
+def _up_to_date(previous: dict[str, Any] | None, recipe: Recipe, retry_failed: bool) -> bool:
+    if previous is None or previous.get("recipe_fingerprint") != recipe.fingerprint():
         return False
+    cost = previous.get("cost", {})
+    if cost.get("budget_exhausted") and cost.get("budget_usd") != recipe.budget_usd:
+        return False  # stopped by a budget that has changed since: go on
     return not (retry_failed and previous["teacher"].get("failed"))
+
+
+def _cost(recipe: Recipe, generate: Generate, kept: int) -> dict[str, Any]:
+    total = generate.cost_stored + generate.cost_new
+    return {
+        "currency": "USD",
+        "price_per_mtok": {
+            "prompt": recipe.price().prompt,
+            "completion": recipe.price().completion,
+        },
+        "this_run": round(generate.cost_new, 6),
+        "all_samples": round(total, 6),
+        "per_kept_trace": round(total / kept, 6) if kept else None,
+        "budget_usd": recipe.budget_usd,
+        "budget_exhausted": generate.budget_exhausted,
+    }
 
 
 def _problem_schema(trace_schema):

@@ -179,6 +179,25 @@ class DedupConfig:
 
 
 @dataclass
+class Price:
+    """US dollars per million tokens."""
+
+    prompt: float = 0.0
+    completion: float = 0.0
+
+    def __post_init__(self) -> None:
+        _require(
+            self.prompt >= 0 and self.completion >= 0,
+            "prices",
+            (self.prompt, self.completion),
+            ">= 0",
+        )
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1e6
+
+
+@dataclass
 class OutputConfig:
     shard_rows: int = 50_000
     compression: Literal["zstd", "snappy", "none"] = "zstd"
@@ -198,6 +217,12 @@ class Recipe:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    prices: dict[str, Price] = field(default_factory=dict)  # teacher model id → price
+    budget_usd: float | None = None  # stop asking for new samples once spent
+
+    def price(self) -> Price:
+        return self.prices.get(self.teacher.model, Price())
+
     # where the YAML came from: prompt paths resolve against it (not a recipe key)
     base_dir: Path = field(default=RECIPES_DIR, repr=False, compare=False, init=False)
 
@@ -233,6 +258,8 @@ class Recipe:
         recipe = self.to_dict()
         for execution_only in EXECUTION_ONLY:  # where and how fast, not what
             recipe["teacher"].pop(execution_only)
+        for accounting in ("prices", "budget_usd"):  # what it costs, not what it is
+            recipe.pop(accounting)
         return _digest({"recipe": recipe, "prompts": self.prompt_texts()})
 
     def generation_fingerprint(self) -> str:

@@ -44,6 +44,8 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         "drop_reasons": drops,
         "teacher": manifest["teacher"],
         "tokens_kept": manifest["tokens_kept"],
+        "samples": manifest.get("samples", {}),
+        "cost": manifest.get("cost", {}),
         "stages": manifest["stages"],
         "seconds": manifest["seconds"],
     }

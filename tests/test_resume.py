@@ -239,3 +239,31 @@ def test_order_independence_under_random_latency(tmp_path, seed):
         for o in outs
     )
     assert a == b and len(a) > 100  # same rows in the same order, whatever the timing
+
+
+def test_cost_per_accepted_trace_and_budget_stop(tmp_path):
+    problems = problems_file(tmp_path / "p.jsonl", 100)
+    out = tmp_path / "run"
+    price = ["prices={fake: {prompt: 1000000, completion: 2000000}}"]  # $1 / $2 per token: easy sums
+    with FaultServer(Faults()) as server:
+        base = [*_args(server, problems, n=1, **{"teacher.concurrency": "1"}), *price]
+        first = factory(*base, "budget_usd=100", "--out", str(out))
+        assert first.returncode == 0, first.stderr
+        m = json.loads((out / "manifest.json").read_text())
+        cost = m["cost"]
+        assert cost["budget_exhausted"] and 0 < m["samples"]["total"] < 100
+        expected = m["samples"]["prompt_tokens"] * 1 + m["samples"]["completion_tokens"] * 2
+        assert cost["all_samples"] == pytest.approx(expected)
+        assert 100 <= cost["all_samples"] < 100 + 40  # stops at the budget, overshoot <= one request
+        assert cost["per_kept_trace"] == pytest.approx(expected / m["rows"]["traces"])
+        asked = sum(server.requests.values())
+        # same budget: nothing more; a larger one goes on from where it stopped
+        assert factory(*base, "budget_usd=100", "--out", str(out)).returncode == 0
+        assert sum(server.requests.values()) == asked
+        more = factory(*base, "budget_usd=100000", "--out", str(out))
+        assert more.returncode == 0, more.stderr
+        m = json.loads((out / "manifest.json").read_text())
+        assert m["samples"]["total"] == 100 and not m["cost"]["budget_exhausted"]
+        assert sum(server.requests.values()) == 100  # nothing was asked twice
+        stats = factory("stats", str(out))
+        assert "$ per kept trace" in stats.stdout
