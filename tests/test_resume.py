@@ -244,7 +244,9 @@ def test_order_independence_under_random_latency(tmp_path, seed):
 def test_cost_per_accepted_trace_and_budget_stop(tmp_path):
     problems = problems_file(tmp_path / "p.jsonl", 100)
     out = tmp_path / "run"
-    price = ["prices={fake: {prompt: 1000000, completion: 2000000}}"]  # $1 / $2 per token: easy sums
+    price = [
+        "prices={fake: {prompt: 1000000, completion: 2000000}}"
+    ]  # $1 / $2 per token: easy sums
     with FaultServer(Faults()) as server:
         base = [*_args(server, problems, n=1, **{"teacher.concurrency": "1"}), *price]
         first = factory(*base, "budget_usd=100", "--out", str(out))
@@ -254,7 +256,9 @@ def test_cost_per_accepted_trace_and_budget_stop(tmp_path):
         assert cost["budget_exhausted"] and 0 < m["samples"]["total"] < 100
         expected = m["samples"]["prompt_tokens"] * 1 + m["samples"]["completion_tokens"] * 2
         assert cost["all_samples"] == pytest.approx(expected)
-        assert 100 <= cost["all_samples"] < 100 + 40  # stops at the budget, overshoot <= one request
+        assert (
+            100 <= cost["all_samples"] < 100 + 40
+        )  # stops at the budget, overshoot <= one request
         assert cost["per_kept_trace"] == pytest.approx(expected / m["rows"]["traces"])
         asked = sum(server.requests.values())
         # same budget: nothing more; a larger one goes on from where it stopped
