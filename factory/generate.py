@@ -14,6 +14,7 @@ already in flight still land), and the run publishes what it has.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import logging
@@ -160,7 +161,9 @@ class Generate(Stage):
             for k in sorted(slot.results):
                 result = slot.results[k]
                 if isinstance(result, Record):
-                    yield result
+                    # a copy: filters downstream set fields on what they get; the store's own
+                    # record (sealed later) must stay the teacher's answer as it came
+                    yield copy.copy(result)
                 else:  # a tombstone: counted and sent to rejects, never to the output
                     self.failed += 1
                     tomb = dataclasses.replace(

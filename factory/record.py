@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
@@ -46,8 +46,11 @@ class Record:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
-        """This record as a parquet row (meta serialized to JSON)."""
-        out = asdict(self)
+        """This record as a parquet row (meta serialized to JSON). A shallow copy: rows are
+        written at once and never mutated (dataclasses.asdict's deep copy cost more than the
+        rest of a run's bookkeeping together)."""
+        out = {name: getattr(self, name) for name in RECORD_FIELDS}
+        out["messages"] = [dict(m) for m in self.messages]
         out["meta"] = json.dumps(self.meta, sort_keys=True, ensure_ascii=False, default=str)
         return out
 

@@ -6,7 +6,6 @@ copies are dropped (`duplicate_exact`) carrying that id in `dedup_cluster`.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 import unicodedata
@@ -47,4 +46,5 @@ class ExactDedup(Filter):
         if first is not None:
             return Drop("duplicate_exact", cluster=first)
         self.seen[key] = record_key(record)
-        return dataclasses.replace(record, dedup_cluster=record.dedup_cluster or record_key(record))
+        record.dedup_cluster = record.dedup_cluster or record_key(record)
+        return record

@@ -10,8 +10,6 @@ vectorized hashing and on-disk band keys is a later step.
 
 from __future__ import annotations
 
-import dataclasses
-
 from factory.recipe import DedupLevel
 from factory.record import Record
 from factory.stage import Drop, Filter
@@ -50,4 +48,5 @@ class NearDedup(Filter):
         key = record_key(record)
         self.lsh.insert(key, m)
         self.signatures[key] = m
-        return dataclasses.replace(record, dedup_cluster=record.dedup_cluster or key)
+        record.dedup_cluster = record.dedup_cluster or key
+        return record

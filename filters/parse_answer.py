@@ -116,10 +116,7 @@ class ParseAnswer(Filter):
         if isinstance(parsed, Drop):
             return parsed
         assistant = f"<think>\n{parsed.reasoning}\n</think>\n\n{parsed.tail}"
-        return dataclasses.replace(
-            record,
-            reasoning=parsed.reasoning,
-            answer=parsed.answer,
-            messages=[*record.messages, {"role": "assistant", "content": assistant}],
-            meta={**record.meta, "think_tags": parsed.think_tags},
-        )
+        record.reasoning, record.answer = parsed.reasoning, parsed.answer
+        record.messages = [*record.messages, {"role": "assistant", "content": assistant}]
+        record.meta = {**record.meta, "think_tags": parsed.think_tags}
+        return record

@@ -12,7 +12,6 @@ no worker. Everything else (LaTeX, expressions, sets, intervals…) goes to math
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from fractions import Fraction
 
@@ -130,7 +129,8 @@ class VerifyMath(Filter):
         for r, (verdict, reason) in zip(records, verdicts, strict=True):
             r.verdict = verdict
             if verdict == "pass":
-                out.append(dataclasses.replace(r, meta={**r.meta, "verify_method": reason}))
+                r.meta = {**r.meta, "verify_method": reason}
+                out.append(r)
             else:
                 out.append(Drop(reason))
         return out

@@ -196,3 +196,15 @@ def test_filter_change_reuses_every_sample(tmp_path, smollm2, model_cache):
     third = run_recipe(resampled, tmp_path / "r", teacher=smollm2)
     assert third["teacher"]["requested"] == 8
     assert len(list((tmp_path / "r" / "generations").iterdir())) == 2
+
+
+def test_stored_samples_are_the_teachers_answers_untouched_by_filters(math_run):
+    import pyarrow.parquet as pq
+
+    out, manifest, _ = math_run
+    store = out / "generations" / manifest["generation_fingerprint"]
+    rows = pq.read_table(sorted(store.glob("samples-*.parquet"))).to_pylist()
+    assert len(rows) == manifest["samples"]["total"] == manifest["funnel"]["generated"]
+    for row in rows:
+        assert [m["role"] for m in row["messages"]] == ["system", "user"]  # no parsed turn added
+        assert row["verdict"] is None and row["reasoning"] is None and row["dedup_cluster"] is None

@@ -17,11 +17,12 @@ handles it and inline `<think>` output alike.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
+import queue
 import random
 import threading
+import time
 from collections.abc import Iterable, Iterator
 
 from factory.errors import TeacherLoadError
@@ -48,38 +49,61 @@ class OpenAITeacher:
     def generate(
         self, requests: Iterable[Request], cfg: TeacherConfig
     ) -> Iterator[tuple[Request, Sample | Failure]]:
+        # Handing work between threads is what costs here (each hand-off can wait a whole GIL
+        # switch interval), so both directions move in bulk: new requests go to the loop as one
+        # list per refill, and results are drained from a queue as many as are ready at once.
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="openai-teacher", daemon=True)
         thread.start()
         client = asyncio.run_coroutine_threadsafe(self._client(cfg), loop).result()
-        in_flight: dict[concurrent.futures.Future, Request] = {}
+        gate = asyncio.run_coroutine_threadsafe(_semaphore(cfg.concurrency), loop).result()
+        results: queue.SimpleQueue = queue.SimpleQueue()
+        tasks: set[asyncio.Task] = set()
+
+        def submit(batch: list[Request]) -> None:  # runs on the loop
+            for request in batch:
+                task = loop.create_task(self._gated(gate, client, request, cfg, results))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
         it = iter(requests)
-        exhausted = False
+        outstanding, exhausted = 0, False
+        window = 2 * cfg.concurrency  # queued on the loop; the semaphore bounds what is in flight
         try:
             while True:
-                while not exhausted and len(in_flight) < cfg.concurrency:
+                batch = []
+                while not exhausted and outstanding + len(batch) < window:
                     request = next(it, None)
                     if request is None:
                         exhausted = True
-                        break
-                    fut = asyncio.run_coroutine_threadsafe(self._one(client, request, cfg), loop)
-                    in_flight[fut] = request
-                if not in_flight:
+                    else:
+                        batch.append(request)
+                if batch:
+                    loop.call_soon_threadsafe(submit, batch)
+                    outstanding += len(batch)
+                if outstanding == 0:
                     return
-                done, _ = concurrent.futures.wait(
-                    in_flight, return_when=concurrent.futures.FIRST_COMPLETED
-                )
-                for fut in done:
-                    yield in_flight.pop(fut), fut.result()
+                ready = [results.get()]
+                if outstanding > cfg.concurrency // 2:
+                    time.sleep(0.005)  # let more land before taking the GIL back from the loop
+                while True:
+                    try:
+                        ready.append(results.get_nowait())
+                    except queue.Empty:
+                        break
+                outstanding -= len(ready)
+                yield from ready
         finally:
-            for (
-                fut
-            ) in in_flight:  # interrupted: in-flight requests are simply asked again on resume
-                fut.cancel()
-            asyncio.run_coroutine_threadsafe(client.close(), loop).result(timeout=10)
+            # interrupted: whatever is still in flight is simply asked again on resume
+            asyncio.run_coroutine_threadsafe(_shutdown(tasks, client), loop).result(timeout=30)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=10)
             loop.close()
+
+    async def _gated(self, gate, client, request: Request, cfg: TeacherConfig, results) -> None:
+        async with gate:
+            result = await self._one(client, request, cfg)
+        results.put((request, result))
 
     async def _client(self, cfg: TeacherConfig):
         return self._openai.AsyncOpenAI(
@@ -133,6 +157,17 @@ class OpenAITeacher:
 
     def close(self) -> None:
         """Nothing held between calls: each `generate` owns its loop and client."""
+
+
+async def _semaphore(size: int) -> asyncio.Semaphore:
+    return asyncio.Semaphore(size)  # created on the loop that will use it
+
+
+async def _shutdown(tasks: set, client) -> None:
+    for task in list(tasks):
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await client.close()
 
 
 def _retry_after(exc) -> float | None:

@@ -85,6 +85,8 @@ class FaultServer:
                         server.in_flight -= 1
 
         class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # the default backlog of 5 refuses bursts of new connections
+
             def handle_error(self, request, client_address) -> None:
                 pass  # killed clients reset connections on purpose in these tests
 
@@ -161,3 +163,12 @@ def _send_raw(
         h.send_header(k, v)
     h.end_headers()
     h.wfile.write(data)
+
+
+if __name__ == "__main__":  # standalone, for benchmarks: prints its URL, serves until killed
+    import sys
+
+    latency = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
+    with FaultServer(Faults(latency=(latency, latency), wrong_every=0)) as srv:
+        print(srv.url, flush=True)
+        threading.Event().wait()
