@@ -93,8 +93,9 @@ class Generate(Stage):
         requests = self._requests(records)
         first = next(requests, None)  # no request at all: never load the teacher
         if first is not None:
+            teacher = self.teacher  # load before the clock starts: tok/s is generation only
             started = time.perf_counter()
-            stream = self.teacher.generate(_chain(first, requests), self.cfg)
+            stream = teacher.generate(_chain(first, requests), self.cfg)
             for request, result in stream:
                 self._record_result(request, result)
                 yield from self._ready()

