@@ -119,6 +119,13 @@ def run(
             err=True,
         )
         raise typer.Exit(130) from None
+    except OSError as exc:  # disk full, permissions: what is journaled is safe
+        typer.echo(
+            f"error: {exc}. Samples so far are saved; fix this and rerun the same command "
+            f"to resume ({out})",
+            err=True,
+        )
+        raise typer.Exit(1) from None
     except Terminated:
         typer.echo(
             f"terminated: samples so far are saved; rerun the same command to resume ({out})",

@@ -271,3 +271,40 @@ def test_cost_per_accepted_trace_and_budget_stop(tmp_path):
         assert sum(server.requests.values()) == 100  # nothing was asked twice
         stats = factory("stats", str(out))
         assert "$ per kept trace" in stats.stdout
+
+
+def test_disk_full_while_publishing_leaves_nothing_half_visible_and_resumes(tmp_path, monkeypatch):
+    import errno
+
+    import pyarrow.parquet as pq
+
+    from factory.pipeline import run_recipe
+    from factory.recipe import load_recipe
+
+    problems = problems_file(tmp_path / "p.jsonl", 40)
+    out = tmp_path / "run"
+    real_write = pq.write_table
+
+    def full_disk(table, where, *args, **kwargs):
+        if "/data/" in str(where):  # the kept-traces table: fail like a full disk would
+            raise OSError(errno.ENOSPC, "No space left on device", str(where))
+        return real_write(table, where, *args, **kwargs)
+
+    with FaultServer(Faults()) as server:
+        overrides = [a for a in _args(server, problems, n=1)[2:]]
+        recipe = load_recipe("math-cot", overrides)
+        monkeypatch.setattr(pq, "write_table", full_disk)
+        with pytest.raises(OSError) as info:
+            run_recipe(recipe, out)
+        assert info.value.errno == errno.ENOSPC
+        assert not (out / "manifest.json").exists() and not (out / "data").exists()
+        monkeypatch.setattr(pq, "write_table", real_write)
+        asked = sum(server.requests.values())
+        m = run_recipe(recipe, out)
+        assert sum(server.requests.values()) == asked  # every sample was already safe
+        assert m["teacher"]["reused"] == 40 and m["samples"]["total"] == 40
+        assert sorted(p.name for p in (out / ".versions").iterdir()) == [m["run_id"]]
+        assert (
+            len(duckdb.sql(f"SELECT id FROM read_parquet('{out}/data/*.parquet')").fetchall())
+            == m["rows"]["traces"]
+        )
