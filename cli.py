@@ -25,13 +25,21 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+def _setup_logging(verbose: bool, console=None) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    if console is not None and console.is_terminal:
+        from rich.logging import RichHandler  # shares the console with the live progress bar
+
+        logging.basicConfig(
+            level=level, format="%(message)s", handlers=[RichHandler(console=console)]
+        )
+    else:
+        logging.basicConfig(
+            level=level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            datefmt="%H:%M:%S",
+            stream=sys.stderr,
+        )
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "transformers", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -103,14 +111,20 @@ def run(
         typer.echo(f"# fingerprint: {recipe.fingerprint()}")
         typer.echo(f"# generation fingerprint: {recipe.generation_fingerprint()}")
         return
-    _setup_logging(verbose)
+    from rich.console import Console
+
     from factory.display import console, funnel_table
     from factory.pipeline import default_out, run_recipe
+
+    progress_console = Console(stderr=True)
+    _setup_logging(verbose, progress_console)
 
     out = out or default_out(recipe)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        manifest = run_recipe(recipe, out, retry_failed=retry_failed, repair=repair)
+        manifest = run_recipe(
+            recipe, out, retry_failed=retry_failed, repair=repair, console=progress_console
+        )
     except FactoryError as exc:
         _fail(exc)
     except KeyboardInterrupt:

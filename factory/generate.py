@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from factory.progress import RunProgress
 from factory.prompt import PromptBuilder
 from factory.recipe import Price, TeacherConfig
 from factory.record import Message, Record, sample_id
@@ -78,6 +79,7 @@ class Generate(Stage):
         )
         self.cost_new = 0.0
         self.budget_exhausted = False
+        self.progress: RunProgress | None = None  # set by the caller that displays it
         self._slots: deque[_Slot] = deque()
         self._pending: dict[str, tuple[_Slot, int]] = {}
 
@@ -94,6 +96,8 @@ class Generate(Stage):
         first = next(requests, None)  # no request at all: never load the teacher
         if first is not None:
             teacher = self.teacher  # load before the clock starts: tok/s is generation only
+            if self.progress is not None:
+                self.progress.begin()
             started = time.perf_counter()
             stream = teacher.generate(_chain(first, requests), self.cfg)
             for request, result in stream:
@@ -178,15 +182,9 @@ class Generate(Stage):
                     self.drop(tomb, Drop(f"teacher_{result['error']}"))
 
     def _log_progress(self) -> None:
-        done = self.requested - len(self._pending)
-        if done % max(1, self.cfg.batch_size) == 0 or not self._pending:
-            rate = self.completion_tokens / max(self.seconds_in_teacher, 1e-9)
-            log.info(
-                "generate: %d new samples (%d reused), %.1f completion tok/s",
-                done,
-                self.reused,
-                rate,
-            )
+        if self.progress is not None:
+            done = self.requested - len(self._pending)
+            self.progress.update(done, self.completion_tokens, self.cost_stored + self.cost_new)
 
     def close(self) -> None:
         if self._teacher is not None:

@@ -18,6 +18,7 @@ from typing import Any
 import factory
 from factory.generate import Generate
 from factory.problems import check_source, load_problems
+from factory.progress import RunProgress
 from factory.prompt import PromptBuilder
 from factory.recipe import DedupLevel, Recipe
 from factory.record import Record, arrow_schema
@@ -97,9 +98,12 @@ def run_recipe(
     teacher: Teacher | None = None,
     retry_failed: bool = False,
     repair: bool = False,
+    console=None,
 ) -> dict[str, Any]:
     """Run `recipe` into the run directory `out`; returns the manifest it wrote (or found).
 
+    `console` (a rich Console) shows a live progress bar when it is a terminal; without one,
+    progress goes to the log every few seconds.
     A finished run of the same recipe is returned as it is (nothing is requested or written);
     otherwise stored samples are reused, only missing ones are requested, and the downstream
     stages run again over all of them.
@@ -174,11 +178,18 @@ def run_recipe(
         source = _tee(load_problems(recipe.source, rank, world_size), problems)
         stream, source_stats = chain(source, stages, on_drop, rank, world_size)
         tokens = {"prompt": 0, "completion": 0}
+        expected_new = max(0, expected * recipe.teacher.n // world_size - len(store.samples))
+        generate.progress = RunProgress(
+            expected_new,
+            lambda: traces.total / generate.stats.outputs if generate.stats.outputs else None,
+            console,
+        )
         try:
-            for record in stream:
-                traces.add(record.row())
-                tokens["prompt"] += record.prompt_tokens or 0
-                tokens["completion"] += record.completion_tokens or 0
+            with generate.progress:
+                for record in stream:
+                    traces.add(record.row())
+                    tokens["prompt"] += record.prompt_tokens or 0
+                    tokens["completion"] += record.completion_tokens or 0
             store.seal()
         finally:
             store.close()  # flush and fsync the journal, also on Ctrl-C / SIGTERM
