@@ -179,11 +179,13 @@ def run_recipe(
         stream, source_stats = chain(source, stages, on_drop, rank, world_size)
         tokens = {"prompt": 0, "completion": 0}
         expected_new = max(0, expected * recipe.teacher.n // world_size - len(store.samples))
-        generate.progress = RunProgress(
-            expected_new,
-            lambda: traces.total / generate.stats.outputs if generate.stats.outputs else None,
-            console,
-        )
+        downstream = stages[stages.index(generate) + 1 :]
+
+        def acceptance() -> float | None:  # kept / samples that have passed every stage so far
+            settled = traces.total + sum(sum(st.stats.drops.values()) for st in downstream)
+            return traces.total / settled if settled else None
+
+        generate.progress = RunProgress(expected_new, acceptance, console)
         try:
             with generate.progress:
                 for record in stream:

@@ -67,7 +67,7 @@ class PromptConfig:
 
 @dataclass
 class TeacherConfig:
-    backend: Literal["transformers", "openai", "vllm"] = "transformers"
+    backend: Literal["transformers", "openai", "vllm", "llamacpp"] = "transformers"
     model: str = (
         "smollm2-135m-instruct"  # bundled alias / folder / .gguf / hub id; openai: model id
     )

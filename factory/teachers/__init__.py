@@ -27,10 +27,17 @@ def _vllm(cfg: TeacherConfig) -> Teacher:
     return VLLMTeacher(cfg)
 
 
+def _llamacpp(cfg: TeacherConfig) -> Teacher:
+    from factory.teachers.llamacpp import LlamaCppTeacher
+
+    return LlamaCppTeacher(cfg)
+
+
 BACKENDS: dict[str, Callable[[TeacherConfig], Teacher]] = {
     "transformers": _transformers,
     "openai": _openai,
     "vllm": _vllm,
+    "llamacpp": _llamacpp,
 }
 
 
