@@ -86,16 +86,11 @@ def test_missing_problem_file_fails_clearly(tmp_path):
 
 def test_run_then_stats_and_query(tmp_path, model_cache):
     out = tmp_path / "run"
-    result = factory(
-        "run",
-        "recipe=math-cot",
-        "source.limit=4",
-        "teacher.n=2",
-        "teacher.max_new_tokens=48",
-        f"teacher.cache_dir={model_cache}",
-        "--out",
-        str(out),
-    )
+    args = [
+        "run", "recipe=math-cot", "source.limit=4", "teacher.n=2", "teacher.max_new_tokens=48",
+        f"teacher.cache_dir={model_cache}", "--out", str(out),
+    ]  # fmt: skip
+    result = factory(*args)
     assert result.returncode == 0, result.stderr
     assert f"run directory: {out}" in result.stdout and "generated" in result.stdout
     assert "\x1b[" not in result.stdout + result.stderr  # no ANSI escapes when not a terminal
@@ -120,16 +115,7 @@ def test_run_then_stats_and_query(tmp_path, model_cache):
     )
 
     before = {p: p.read_bytes() for p in sorted((out / "data").iterdir())}
-    again = factory(
-        "run",
-        "recipe=math-cot",
-        "source.limit=4",
-        "teacher.n=2",
-        "teacher.max_new_tokens=48",
-        f"teacher.cache_dir={model_cache}",
-        "--out",
-        str(out),
-    )
+    again = factory(*args)
     assert again.returncode == 0, again.stderr
     assert "up to date" in again.stderr and "samples: 0 requested" in again.stdout
     assert {p: p.read_bytes() for p in sorted((out / "data").iterdir())} == before  # byte-identical

@@ -61,39 +61,18 @@ def server(model_cache):
 def test_pipeline_against_transformers_serve(server, tmp_path):
     url, folder = server
     out = tmp_path / "run"
-    result = factory(
-        "run",
-        "recipe=math-cot",
-        "teacher.backend=openai",
-        f"teacher.base_url={url}",
-        f"teacher.model={folder}",
-        "source.limit=4",
-        "teacher.n=2",
-        "teacher.max_new_tokens=48",
-        "teacher.concurrency=4",
-        "--out",
-        str(out),
-    )
+    args = [
+        "run", "recipe=math-cot", "teacher.backend=openai", f"teacher.base_url={url}",
+        f"teacher.model={folder}", "source.limit=4", "teacher.n=2", "teacher.max_new_tokens=48",
+        "teacher.concurrency=4", "--out", str(out),
+    ]  # fmt: skip
+    result = factory(*args)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["teacher"]["requested"] == 8 and manifest["teacher"]["failed"] == 0
     assert manifest["funnel"]["generated"] == 8
     assert manifest["samples"]["prompt_tokens"] > 0 and manifest["samples"]["completion_tokens"] > 0
     stages = {s["name"]: s for s in manifest["stages"]}
-    assert (
-        stages["parse"]["inputs"] == 8
-    )  # every reply reached the parser, kept or dropped by reason
-    again = factory(
-        "run",
-        "recipe=math-cot",
-        "teacher.backend=openai",
-        f"teacher.base_url={url}",
-        f"teacher.model={folder}",
-        "source.limit=4",
-        "teacher.n=2",
-        "teacher.max_new_tokens=48",
-        "teacher.concurrency=4",
-        "--out",
-        str(out),
-    )
+    assert stages["parse"]["inputs"] == 8  # every reply reached the parser, kept or dropped
+    again = factory(*args)
     assert again.returncode == 0 and "samples: 0 requested" in again.stdout
