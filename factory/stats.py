@@ -8,10 +8,12 @@ from typing import Any
 from factory.query import connect
 from factory.storage.rundir import read_manifest
 
-# a sample counts as generated if it reached the parse stage, kept or dropped
+# a sample counts as generated if the teacher answered it (tombstones are rejects at the
+# generate stage and never reached parse), kept or dropped afterwards
 BY_SOURCE = """
 WITH generated AS (
-    SELECT source, completion_tokens, 0 AS kept FROM rejects WHERE sample_index IS NOT NULL
+    SELECT source, completion_tokens, 0 AS kept FROM rejects
+    WHERE sample_index IS NOT NULL AND stage != 'generate'
     UNION ALL
     SELECT source, completion_tokens, 1 AS kept FROM traces
 )

@@ -85,7 +85,8 @@ def test_kill_9_at_random_moments_then_resume_gives_every_id_exactly_once(tmp_pa
             proc = subprocess.Popen(
                 [FACTORY, *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            _wait_for_journal(out, proc) if kills == 0 else None
+            if kills == 0:  # the first kill lands after real progress, the rest anywhere
+                _wait_for_journal(out, proc)
             time.sleep(rng.uniform(0.05, 0.6))
             if proc.poll() is not None:
                 break
@@ -198,6 +199,10 @@ def test_tombstones_are_counted_excluded_and_retried_on_request(tmp_path):
             for r in duckdb.sql(f"SELECT id FROM read_parquet('{out}/data/*.parquet')").fetchall()
         }
         assert not kept & doomed
+        from factory.stats import run_stats
+
+        by_source = run_stats(out)["by_source"]
+        assert sum(r["generated"] for r in by_source) == 18  # tombstones were never generated
         # the server recovers; a plain rerun asks nothing, --retry-failed asks only for those two
         server.faults.always_fail.clear()
         asked = sum(server.requests.values())
@@ -225,12 +230,11 @@ def test_truncated_replies_are_never_published(tmp_path):
     assert truncated > 5
 
 
-@pytest.mark.parametrize("seed", [1])
-def test_order_independence_under_random_latency(tmp_path, seed):
+def test_order_independence_under_random_latency(tmp_path):
     problems = problems_file(tmp_path / "p.jsonl", 200)
     outs = []
     for run, latency in enumerate([(0.0, 0.0), (0.0, 0.03)]):
-        with FaultServer(Faults(latency=latency, seed=seed + run)) as server:
+        with FaultServer(Faults(latency=latency, seed=1 + run)) as server:
             out = tmp_path / f"run{run}"
             assert factory(*_args(server, problems), "--out", str(out)).returncode == 0
             outs.append(out)

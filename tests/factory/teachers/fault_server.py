@@ -105,26 +105,33 @@ class FaultServer:
 
     def _answer(self, h: BaseHTTPRequestHandler, body: dict, rid: str, roll: float) -> None:
         f = self.faults
-        edges = [f.rate_limit, f.server_error, f.reset, f.bad_json, f.length]
-        cumulative = [sum(edges[: i + 1]) for i in range(len(edges))]
-        if rid in f.always_fail or (roll < cumulative[1] and roll >= cumulative[0]):
+        fault = _pick(
+            roll,
+            [
+                ("rate_limit", f.rate_limit),
+                ("server_error", f.server_error),
+                ("reset", f.reset),
+                ("bad_json", f.bad_json),
+                ("length", f.length),
+            ],
+        )
+        if rid in f.always_fail or fault == "server_error":
             return _send(h, 500, {"error": {"message": "injected server error"}})
-        if roll < cumulative[0]:
-            return _send(
-                h, 429, {"error": {"message": "slow down"}}, {"Retry-After": str(f.retry_after)}
-            )
-        if roll < cumulative[2]:
+        if fault == "rate_limit":
+            headers = {"Retry-After": str(f.retry_after)}
+            return _send(h, 429, {"error": {"message": "slow down"}}, headers)
+        if fault == "reset":  # RST, no reply at all
             h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             h.connection.close()
             h.close_connection = True
             return None
-        if roll < cumulative[3]:
+        if fault == "bad_json":
             return _send_raw(h, 200, b'{"id": "x", "choices": [{"message": ')
         prompt = body["messages"][-1]["content"]
         reasoning, value = answer_for(prompt, f)
         finish = "stop"
         content = f"The answer is \\boxed{{{value}}}."
-        if roll < cumulative[4]:
+        if fault == "length":
             reasoning, content, finish = reasoning[: len(reasoning) // 2], "", "length"
         message = {"role": "assistant", "content": f"<think>\n{reasoning}\n</think>\n{content}"}
         if f.reasoning_field:
@@ -147,6 +154,16 @@ class FaultServer:
                 },
             },
         )
+
+
+def _pick(roll: float, shares: list[tuple[str, float]]) -> str | None:
+    """The fault whose slice of [0, 1) the roll falls in, or None for a clean reply."""
+    edge = 0.0
+    for name, share in shares:
+        edge += share
+        if roll < edge:
+            return name
+    return None
 
 
 def _send(h: BaseHTTPRequestHandler, status: int, obj: dict, headers: dict | None = None) -> None:
