@@ -22,6 +22,10 @@ class TeacherLoadError(FactoryError):
     """A teacher model or its backend library cannot be loaded."""
 
 
+class TeacherError(FactoryError):
+    """A loaded teacher stopped working mid-run (e.g. its client process died)."""
+
+
 class RunDirError(FactoryError):
     """The run directory cannot be used (already holds a run, unreadable manifest)."""
 

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from factory.crash import crash_point
 from factory.progress import RunProgress
 from factory.prompt import PromptBuilder
 from factory.recipe import Price, TeacherConfig
@@ -132,6 +133,7 @@ class Generate(Stage):
                     yield Request(rid, teacher_messages, k, request_seed(rid, self.cfg.seed))
 
     def _record_result(self, request: Request, result: Sample | Failure) -> None:
+        crash_point("response_received")
         slot, k = self._pending.pop(request.id)
         if isinstance(result, Failure):
             self.store.add_failure(request.id, result.error, result.detail, result.attempts)

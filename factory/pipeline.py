@@ -123,7 +123,9 @@ def run_recipe(
         # ---- fail fast on the source before any generation ----------------------------------
         expected = check_source(recipe.source)
         log.info("source ok: %d problems (%s)", expected, recipe.source.kind)
-        store = GenerationStore(out / "generations" / gen_fingerprint, repair=repair).open()
+        store = GenerationStore(
+            out / "generations" / gen_fingerprint, recipe.output.seal_rows, repair
+        ).open()
         if store.samples:
             log.info("resuming: %d samples already generated", len(store.samples))
         load_seconds = 0.0

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from factory.storage.rundir import read_manifest
+from factory.storage.rundir import current_version, read_manifest
 
 VIEWS = {"traces": "traces", "rejects": "rejects", "problems": "problems"}
 
@@ -20,10 +20,12 @@ VIEWS = {"traces": "traces", "rejects": "rejects", "problems": "problems"}
 def connect(run_dir: Path):
     import duckdb
 
-    manifest = read_manifest(run_dir)
+    # one version, resolved once: a run publishing meanwhile cannot mix two versions here
+    base = current_version(run_dir) or Path(run_dir)
+    manifest = read_manifest(base)
     con = duckdb.connect(":memory:")
     for view, table in VIEWS.items():
-        paths = [str(Path(run_dir) / f["path"]) for f in manifest["files"][table]]
+        paths = [str(base / f["path"]) for f in manifest["files"][table]]
         missing = [p for p in paths if not Path(p).is_file()]
         if missing:
             from factory.errors import RunDirError

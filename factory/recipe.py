@@ -214,9 +214,11 @@ class Price:
 class OutputConfig:
     shard_rows: int = 50_000
     compression: Literal["zstd", "snappy", "none"] = "zstd"
+    seal_rows: int = 5_000  # generation journal → sealed sample shard every this many samples
 
     def __post_init__(self) -> None:
         _require(self.shard_rows >= 1, "output.shard_rows", self.shard_rows, ">= 1")
+        _require(self.seal_rows >= 1, "output.seal_rows", self.seal_rows, ">= 1")
 
 
 @dataclass

@@ -287,22 +287,22 @@ def test_disk_full_while_publishing_leaves_nothing_half_visible_and_resumes(tmp_
 
     problems = problems_file(tmp_path / "p.jsonl", 40)
     out = tmp_path / "run"
-    real_write = pq.write_table
+    real_write = pq.ParquetWriter.write_table
 
-    def full_disk(table, where, *args, **kwargs):
-        if "/data/" in str(where):  # the kept-traces table: fail like a full disk would
-            raise OSError(errno.ENOSPC, "No space left on device", str(where))
-        return real_write(table, where, *args, **kwargs)
+    def full_disk(self, table, *args, **kwargs):
+        if "/data/" in str(self.where):  # the kept-traces table: fail like a full disk would
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.where))
+        return real_write(self, table, *args, **kwargs)
 
     with FaultServer(Faults()) as server:
         overrides = [a for a in _args(server, problems, n=1)[2:]]
         recipe = load_recipe("math-cot", overrides)
-        monkeypatch.setattr(pq, "write_table", full_disk)
+        monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk)
         with pytest.raises(OSError) as info:
             run_recipe(recipe, out)
         assert info.value.errno == errno.ENOSPC
         assert not (out / "manifest.json").exists() and not (out / "data").exists()
-        monkeypatch.setattr(pq, "write_table", real_write)
+        monkeypatch.setattr(pq.ParquetWriter, "write_table", real_write)
         asked = sum(server.requests.values())
         m = run_recipe(recipe, out)
         assert sum(server.requests.values()) == asked  # every sample was already safe

@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from factory.crash import crash_point
 from factory.errors import RunDirError
 from factory.record import Record, arrow_schema
 from factory.storage.atomic import publish, write_json
 from factory.storage.journal import Journal, read_journal
-from factory.storage.shards import sha256_file
+from factory.storage.shards import sha256_file, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,6 @@ class GenerationStore:
     def seal(self) -> None:
         """Move the journal's samples into a sealed parquet shard."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         if not self._unsealed:
             return
@@ -138,14 +137,15 @@ class GenerationStore:
         staging.mkdir(exist_ok=True)
         part = staging / name
         table = pa.Table.from_pylist([r.row() for r in self._unsealed], schema=_sample_schema())
-        pq.write_table(table, part, compression="zstd")
-        with part.open("rb") as fh:
-            os.fsync(fh.fileno())
+        write_parquet(table, part, "zstd", crash_site="seal_mid_write")
         digest = sha256_file(part)
+        crash_point("seal_before_rename")
         publish(part, self.root / name)
         staging.rmdir()
+        crash_point("seal_before_index")
         index["shards"].append({"path": name, "rows": len(self._unsealed), "sha256": digest})
         write_json(self.root / "index.json", index)
+        crash_point("seal_before_journal_reset")
         assert self._journal is not None
         self._journal.close()
         (self.root / "journal.jsonl").write_bytes(b"")  # sealed: the journal starts over

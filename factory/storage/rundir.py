@@ -1,18 +1,22 @@
 """The run directory: one lock, resumable generations, versioned tables, a manifest.
 
     DIR/
-      manifest.json          written last, atomically: counts, recipe, fingerprints, files
-      data -> .versions/<run id>/data          kept traces: data/train-0000i-of-0000N.parquet
-      rejects -> .versions/<run id>/rejects    every dropped item with stage and drop_reason
-      problems -> .versions/<run id>/problems  every loaded problem
+      manifest.json -> .current/manifest.json  counts, recipe, fingerprints, files
+      data -> .current/data          kept traces: data/train-0000i-of-0000N.parquet
+      rejects -> .current/rejects    every dropped item with stage and drop_reason
+      problems -> .current/problems  every loaded problem
+      .current -> .versions/<run id> the published version: swapped by one atomic rename
+      .versions/<run id>/            one run of the downstream stages: its tables + manifest
       generations/<generation fingerprint>/    every teacher sample, journaled then sealed
-      .versions/<run id>/    the published tables of one run of the downstream stages
       .staging/              parts being written; never inside a published folder
       .lock, .factory-run    held while a run writes here; "this folder is factory's"
 
-The tables are symlinks swapped by atomic rename, so a reader of `DIR/data` sees the previous
-version or the new one, never a mix. Rerunning after a crash resumes from `generations/`;
-rerunning with other filter settings reuses the samples and publishes a new version.
+A version is complete (every shard renamed in, its manifest written last) before it is made
+current, and making it current is one rename of one symlink, so a reader — or a crash at any
+instruction — sees the previous version or the new one, never a mix of tables or a manifest
+that does not describe them. A reader that reads several files resolves `.current` once
+(`current_version`). Rerunning after a crash resumes from `generations/`; rerunning with other
+filter settings reuses the samples and publishes a new version.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from factory.crash import crash_point
 from factory.errors import LockError, RunDirError
 from factory.storage.atomic import fsync_dir, write_json
 
 MANIFEST = "manifest.json"
 MARKER = ".factory-run"  # says "this folder is ours", so a crashed attempt may be cleaned
 TABLES = ("data", "rejects", "problems")
+CURRENT = ".current"
 
 
 class RunDir:
@@ -80,30 +86,47 @@ class RunDir:
         return self.versions / run_id
 
     def publish(self, run_id: str, manifest: dict[str, Any]) -> None:
-        """Point the tables at version `run_id` (atomic per table), then seal the manifest."""
-        for table in TABLES:
-            link = self.path / table
-            tmp = self.path / f".{table}.link"
-            tmp.unlink(missing_ok=True)
-            os.symlink(Path(".versions") / run_id / table, tmp)
-            if link.exists() and not link.is_symlink():
-                shutil.rmtree(link)  # a plain folder from an older layout
-            os.replace(tmp, link)
-        fsync_dir(self.path)
+        """Seal version `run_id` with its manifest, then make it current in one rename."""
+        version = self.version_dir(run_id)
+        write_json(version / MANIFEST, manifest)
+        fsync_dir(version)
+        for name in (*TABLES, MANIFEST):  # fixed links into .current (made once)
+            _link(self.path / name, Path(CURRENT) / name)
+        crash_point("publish_before_swap")
+        _link(self.path / CURRENT, Path(".versions") / run_id)
+        crash_point("publish_after_swap")
         shutil.rmtree(self.staging, ignore_errors=True)
-        write_json(self.path / MANIFEST, manifest)
         self._drop_unpublished_versions()
 
     def _drop_unpublished_versions(self) -> None:
-        """Remove versions no table points at (older runs, or a crash before the swap)."""
+        """Remove versions that are not current (older runs, or a crash before the swap)."""
         if not self.versions.exists():
             return
-        live = {
-            os.readlink(self.path / t).split("/")[1] for t in TABLES if (self.path / t).is_symlink()
-        }
+        live = current_version(self.path)
         for version in self.versions.iterdir():
-            if version.name not in live:
+            if version != live:
                 shutil.rmtree(version, ignore_errors=True)
+
+
+def _link(link: Path, target: Path) -> None:
+    """Point `link` at `target` atomically (a new symlink renamed over the old entry)."""
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    if link.is_dir() and not link.is_symlink():
+        shutil.rmtree(link)  # a plain folder from an older layout
+    tmp = link.with_name(f".{link.name}.link")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+    fsync_dir(link.parent)
+
+
+def current_version(path: Path) -> Path | None:
+    """The folder of the published version (resolved once), or None before the first publish."""
+    current = Path(path) / CURRENT
+    if not current.is_symlink():
+        return None
+    return Path(path) / ".versions" / Path(os.readlink(current)).name
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

@@ -12,7 +12,23 @@ import os
 from pathlib import Path
 from typing import Any
 
+from factory.crash import crash_point
 from factory.storage.atomic import publish
+
+ROW_GROUP_ROWS = 10_000  # pyarrow's default would put a whole shard in one group
+
+
+def write_parquet(table, path: Path, compression: str | None, crash_site: str) -> None:
+    """Write `table` to `path` and fsync it. Row groups go out one at a time, so a crash site
+    between them leaves what a real crash mid-write leaves: a file with no footer."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetWriter(path, table.schema, compression=compression) as writer:
+        for start in range(0, max(table.num_rows, 1), ROW_GROUP_ROWS):
+            writer.write_table(table.slice(start, ROW_GROUP_ROWS))
+            crash_point(crash_site)
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
 
 
 def sha256_file(path: Path) -> str:
@@ -52,13 +68,10 @@ class ShardWriter:
 
     def _flush(self) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         table = pa.Table.from_pylist(self.rows, schema=self.schema)
         part = self.staging / f"part-{len(self.parts):05d}.parquet"
-        pq.write_table(table, part, compression=self.compression)
-        with part.open("rb") as fh:
-            os.fsync(fh.fileno())
+        write_parquet(table, part, self.compression, crash_site="shard_mid_write")
         self.parts.append((part, len(self.rows)))
         self.rows = []
 
@@ -73,5 +86,6 @@ class ShardWriter:
             target = self.root / self.table / name
             digest = sha256_file(part)
             publish(part, target)
+            crash_point("publish_mid_rename")
             files.append({"path": f"{self.table}/{name}", "rows": rows, "sha256": digest})
         return files
