@@ -75,6 +75,7 @@ def show_stats(stats: dict[str, Any]) -> None:
                     "reused",
                     "failed",
                     "tombstones",
+                    "wasted",
                     "cost $",
                     "$ per kept trace",
                     "budget $",
@@ -86,6 +87,7 @@ def show_stats(stats: dict[str, Any]) -> None:
                         t["reused"],
                         t["failed"],
                         samples["tombstones"],
+                        samples.get("wasted_requests", 0),
                         cost.get("all_samples"),
                         cost.get("per_kept_trace"),
                         ""

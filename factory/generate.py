@@ -130,6 +130,7 @@ class Generate(Stage):
                     slot.results[k] = None
                     self._pending[rid] = (slot, k)
                     self.requested += 1
+                    self.store.mark_sent(rid)  # the teacher pulls it now: dispatched
                     yield Request(rid, teacher_messages, k, request_seed(rid, self.cfg.seed))
 
     def _record_result(self, request: Request, result: Sample | Failure) -> None:

@@ -239,6 +239,9 @@ def run_recipe(
                 "prompt_tokens": sum(r.prompt_tokens or 0 for r in store.samples.values()),
                 "completion_tokens": sum(r.completion_tokens or 0 for r in store.samples.values()),
                 "tombstones": len(set(store.failures) - set(store.samples)),
+                # handed to the teacher in an earlier attempt that ended (crash, signal, budget)
+                # before the result was stored: asked again, paid for twice by a hosted API
+                "wasted_requests": store.wasted,
             },
             "cost": _cost(recipe, generate, traces.total),
             "funnel": funnel(source_stats, stages, traces.total),

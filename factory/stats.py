@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.query import connect
-from factory.storage.rundir import read_manifest
+from factory.storage.rundir import current_version, read_manifest
 
 # a sample counts as generated if the teacher answered it (tombstones are rejects at the
 # generate stage and never reached parse), kept or dropped afterwards
@@ -31,8 +31,9 @@ SELECT stage, drop_reason, count(*) AS n FROM rejects GROUP BY ALL ORDER BY n DE
 
 
 def run_stats(run_dir: Path) -> dict[str, Any]:
-    manifest = read_manifest(run_dir)
-    con = connect(run_dir)
+    base = current_version(run_dir) or Path(run_dir)  # one version for manifest and tables
+    manifest = read_manifest(base)
+    con = connect(base)
     try:
         by_source = _rows(con, BY_SOURCE)
         drops = _rows(con, DROPS)

@@ -125,6 +125,8 @@ def test_kill_9_at_random_moments_then_resume_gives_every_id_exactly_once(tmp_pa
     assert rows and all(reasoning == answer_for(problem, faults)[0] for problem, reasoning in rows)
     # requests in flight at a kill are asked again: wasted, but never stored twice
     assert succeeded_total >= 2000 and requested_total >= succeeded_total
+    # R8: and reported; each kill can waste at most the client's window (2 x concurrency)
+    assert 0 < manifest["samples"]["wasted_requests"] <= kills * 64
     # tokens are counted per stored sample, so resuming never double counts them
     expected_tokens = (
         sum(
@@ -153,10 +155,15 @@ def test_sigterm_flushes_and_resume_asks_only_for_the_rest(tmp_path):
         saved = _journal_ids(out)
         assert 0 < len(saved) < 300
         before = dict(server.successes)
+        seen_unsaved = {rid for rid, count in server.requests.items() if count} - saved
         final = factory(*args)
         assert final.returncode == 0, final.stderr
         assert all(server.successes[rid] == before[rid] for rid in saved)  # never asked again
     assert len(_all_ids(out)) == 300
+    # R8: requests the server saw but the run never stored are reported as wasted; at most
+    # the client's window (2 x concurrency) can have been handed out and lost
+    wasted = json.loads((out / "manifest.json").read_text())["samples"]["wasted_requests"]
+    assert len(seen_unsaved) <= wasted <= 8
 
 
 def test_second_run_on_the_same_folder_gets_a_lock_error(tmp_path):

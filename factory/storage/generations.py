@@ -5,6 +5,7 @@
       samples-00000.parquet   sealed samples
       journal.jsonl           samples since the last seal, appended as they arrive
       failures.jsonl          tombstones: requests whose retries ran out (a later success wins)
+      dispatch.jsonl          each attempt's number, then every id handed to the teacher in it
 
 A sample is keyed by its id (problem, sample index, generation fingerprint), so a resumed run
 asks the teacher only for ids it does not hold. Sealing writes the journal's samples to a
@@ -12,6 +13,12 @@ parquet file in staging, fsyncs it, renames it into place, records it in the ind
 then empties the journal: a crash at any point leaves either the journal or the index holding
 each sample (both at worst, which loading resolves by id). A sealed shard whose sha256 no longer
 matches is refused by name; `repair=True` sets it aside so that only its ids are regenerated.
+
+Wasted requests: an id handed to the teacher (in flight, or queued in its client) in an attempt
+that ended — crash, signal, budget — before its result was stored is asked again later; the
+dispatch log lets `open` count those (`wasted`) across every earlier attempt. An id counts as
+wasted in attempt a if it was sent in a, no tombstone was written for it in a, and it was
+either sent again later or still has no sample.
 """
 
 from __future__ import annotations
@@ -50,6 +57,9 @@ class GenerationStore:
         self._unsealed: list[Record] = []
         self._journal: Journal | None = None
         self._failures: Journal | None = None
+        self._dispatch: Journal | None = None
+        self.attempt = 1  # this open's number among the attempts at this generation
+        self.wasted = 0  # ids handed to the teacher in earlier attempts whose result was lost
 
     # ---- open: sealed shards, then the journal, then tombstones --------------------------
     def open(self) -> GenerationStore:
@@ -69,11 +79,33 @@ class GenerationStore:
             if record.id not in self.samples:
                 self.samples[record.id] = record
                 self._unsealed.append(record)
+        failed_in: set[tuple[str, int]] = set()
         for obj in read_journal(self.root / "failures.jsonl"):
             self.failures[obj["id"]] = obj
+            failed_in.add((obj["id"], obj.get("attempt", 0)))
+        self._count_wasted(failed_in)
         self._journal = Journal(self.root / "journal.jsonl")
         self._failures = Journal(self.root / "failures.jsonl", sync_every=1)
+        self._dispatch = Journal(self.root / "dispatch.jsonl")
+        self._dispatch.append({"attempt": self.attempt})
         return self
+
+    def _count_wasted(self, failed_in: set[tuple[str, int]]) -> None:
+        sent: list[tuple[str, int]] = []
+        last_sent: dict[str, int] = {}
+        attempt = 0
+        for obj in read_journal(self.root / "dispatch.jsonl"):
+            if "attempt" in obj:
+                attempt = obj["attempt"]
+            else:
+                sent.append((obj["sent"], attempt))
+                last_sent[obj["sent"]] = attempt
+        self.attempt = attempt + 1
+        self.wasted = sum(
+            1
+            for rid, a in sent
+            if (rid, a) not in failed_in and (last_sent[rid] > a or rid not in self.samples)
+        )
 
     def _index(self) -> dict[str, Any]:
         path = self.root / "index.json"
@@ -119,9 +151,20 @@ class GenerationStore:
         if len(self._unsealed) >= self.seal_rows:
             self.seal()
 
+    def mark_sent(self, request_id: str) -> None:
+        """`request_id` is handed to the teacher now (see `wasted`)."""
+        assert self._dispatch is not None, "open() first"
+        self._dispatch.append({"sent": request_id})
+
     def add_failure(self, request_id: str, error: str, detail: str, attempts: int) -> None:
         assert self._failures is not None, "open() first"
-        entry = {"id": request_id, "error": error, "detail": detail[:500], "attempts": attempts}
+        entry = {
+            "id": request_id,
+            "error": error,
+            "detail": detail[:500],
+            "attempts": attempts,
+            "attempt": self.attempt,
+        }
         self._failures.append(entry)
         self.failures[request_id] = entry
 
@@ -153,7 +196,7 @@ class GenerationStore:
         self._unsealed = []
 
     def close(self) -> None:
-        for journal in (self._journal, self._failures):
+        for journal in (self._journal, self._failures, self._dispatch):
             if journal is not None:
                 journal.close()
 

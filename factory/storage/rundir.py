@@ -75,6 +75,7 @@ class RunDir:
 
     def close(self) -> None:
         if self._lock_fh is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)  # nothing in it outlives the run
             fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
             self._lock_fh.close()
             self._lock_fh = None

@@ -96,3 +96,29 @@ def test_failures_are_tombstones_until_a_success(tmp_path):
     sample = _sample(7)
     again.add(sample)
     assert "id7" not in again.failures
+
+
+def test_wasted_requests_are_counted_per_attempt_and_never_twice(tmp_path):
+    first = GenerationStore(tmp_path).open()
+    for i in range(6):
+        first.mark_sent(f"id{i}")
+    first.add(_sample(0))
+    first.add(_sample(1))
+    first.add_failure("id2", "server_error", "HTTP 500", 3)  # answered, with a tombstone
+    first.close()  # "killed": id3, id4, id5 were in flight
+    second = GenerationStore(tmp_path).open()
+    assert (second.attempt, second.wasted) == (2, 3)
+    for rid in ("id3", "id4", "id2"):  # id2 again: --retry-failed
+        second.mark_sent(rid)
+    second.add(_sample(3))
+    second.close()  # killed again: id4 and id2 lost this time, id5 never resent
+    third = GenerationStore(tmp_path).open()
+    assert (third.attempt, third.wasted) == (3, 5)  # 3 from the first attempt + id4, id2
+    third.close()
+    # a clean attempt that stores everything it sent adds nothing
+    fourth = GenerationStore(tmp_path).open()
+    for i in (2, 4, 5):
+        fourth.mark_sent(f"id{i}")
+        fourth.add(_sample(i))
+    fourth.close()
+    assert GenerationStore(tmp_path).open().wasted == 5
