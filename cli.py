@@ -89,6 +89,12 @@ def run(
             "--repair", help="set damaged sealed shards aside and regenerate their samples"
         ),
     ] = False,
+    rank: Annotated[
+        int, typer.Option(help="this shard's number (data parallel: one process per replica)")
+    ] = 0,
+    world_size: Annotated[
+        int, typer.Option(help="number of shards; problem i belongs to rank i % world-size")
+    ] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a recipe: factory run recipe=math-cot teacher.temperature=0.6
@@ -102,6 +108,11 @@ def run(
     try:
         name, overrides = _split_args(args or [])
         recipe = load_recipe(name, overrides)
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise FactoryError(
+                f"--rank {rank} --world-size {world_size}: need world-size >= 1 and "
+                "0 <= rank < world-size"
+            )
     except FactoryError as exc:
         _fail(exc)
     if dry_run:
@@ -119,11 +130,17 @@ def run(
     progress_console = Console(stderr=True)
     _setup_logging(verbose, progress_console)
 
-    out = out or default_out(recipe)
+    out = out or default_out(recipe, rank, world_size)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         manifest = run_recipe(
-            recipe, out, retry_failed=retry_failed, repair=repair, console=progress_console
+            recipe,
+            out,
+            rank,
+            world_size,
+            retry_failed=retry_failed,
+            repair=repair,
+            console=progress_console,
         )
     except FactoryError as exc:
         _fail(exc)

@@ -85,9 +85,11 @@ def _tee(records: Iterable[Record], writer: ShardWriter) -> Iterator[Record]:
         yield record
 
 
-def default_out(recipe: Recipe) -> Path:
-    """Same teacher and prompts → same folder, so rerunning a command resumes it."""
-    return Path("runs") / f"{recipe.name}-{recipe.generation_fingerprint()}"
+def default_out(recipe: Recipe, rank: int = 0, world_size: int = 1) -> Path:
+    """Same teacher and prompts → same folder, so rerunning a command resumes it; each shard of
+    a data-parallel run has its own folder."""
+    shard = f"-rank{rank}of{world_size}" if world_size > 1 else ""
+    return Path("runs") / f"{recipe.name}-{recipe.generation_fingerprint()}{shard}"
 
 
 def run_recipe(
@@ -116,7 +118,7 @@ def run_recipe(
     fingerprint, gen_fingerprint = recipe.fingerprint(), recipe.generation_fingerprint()
     with RunDir(out) as rundir:
         previous = rundir.manifest()
-        if _up_to_date(previous, recipe, retry_failed):
+        if _up_to_date(previous, recipe, retry_failed, (rank, world_size)):
             log.info("%s is up to date (recipe %s): nothing to do", out, fingerprint)
             return {**previous, "up_to_date": True}  # the flag is for the caller, not the file
         run_id = new_run_id(recipe)
@@ -254,9 +256,13 @@ def run_recipe(
     return manifest
 
 
-def _up_to_date(previous: dict[str, Any] | None, recipe: Recipe, retry_failed: bool) -> bool:
+def _up_to_date(
+    previous: dict[str, Any] | None, recipe: Recipe, retry_failed: bool, shard: tuple[int, int]
+) -> bool:
     if previous is None or previous.get("recipe_fingerprint") != recipe.fingerprint():
         return False
+    if (previous.get("rank", 0), previous.get("world_size", 1)) != shard:
+        return False  # another shard of the problems: run it
     cost = previous.get("cost", {})
     if cost.get("budget_exhausted") and cost.get("budget_usd") != recipe.budget_usd:
         return False  # stopped by a budget that has changed since: go on

@@ -126,3 +126,40 @@ def test_query_errors(tmp_path):
     assert result.returncode == 2 and "no manifest.json" in result.stderr
     result = factory("query", str(tmp_path), "SELECT 1", "--format", "xml")
     assert result.returncode == 2 and "allowed: table, csv, json" in result.stderr
+
+
+def test_data_parallel_shards_split_the_problems_with_nothing_twice(tmp_path):
+    import duckdb
+
+    from tests.factory.teachers.fault_server import FaultServer
+    from tests.helpers import problems_file
+
+    problems = problems_file(tmp_path / "p.jsonl", 30)
+    with FaultServer() as server:
+        common = [
+            "run",
+            "recipe=math-cot",
+            "source.kind=file",
+            f"source.path={problems}",
+            "source.id_field=id",
+            "source.limit=null",
+            "teacher.backend=openai",
+            "teacher.model=fake",
+            f"teacher.base_url={server.url}",
+            "prompt.fewshot=null",
+        ]
+        for rank in (0, 1, 2):
+            done = factory(*common, "--rank", str(rank), "--world-size", "3", cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+        bad = factory(*common, "--rank", "3", "--world-size", "3", cwd=tmp_path)
+    assert bad.returncode == 2 and "0 <= rank < world-size" in bad.stderr
+    shards = sorted((tmp_path / "runs").iterdir())
+    assert [s.name.split("-")[-1] for s in shards] == ["rank0of3", "rank1of3", "rank2of3"]
+    ids = [
+        pid
+        for shard in shards
+        for (pid,) in duckdb.sql(
+            f"SELECT problem_id FROM read_parquet('{shard}/problems/*.parquet')"
+        ).fetchall()
+    ]
+    assert sorted(ids) == sorted(f"p:q{i}" for i in range(30))  # each problem in one shard
