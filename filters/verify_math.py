@@ -1,8 +1,11 @@
 """Math final-answer verification: a cheap exact fast path, then math-verify in workers.
 
-Verdicts: `pass`, `fail` (drop `wrong_answer` / `unparsable_answer`), `unverifiable` (the
-gold cannot be parsed, or the answer is too big to hand to sympy), `error` (timeout, worker
-crash, out of memory). Nothing is ever raised for a bad model answer.
+Verdicts and reason codes: `pass` (`exact_number`, `math_verify`); `fail` (`wrong_answer`,
+`unparsable_answer`, `no_answer`); `unverifiable` (`no_gold`, `unparsable_gold`,
+`answer_too_big`, `gold_too_big` — over 1,000 characters or 40 levels of nesting, never handed
+to sympy); `error` (`verify_timeout`, `verify_crashed`, `verify_memory` — the verifier's
+trouble, never counted as the model's). Nothing is ever raised for a bad model answer, and no
+sympy object leaves a worker: workers return two short strings.
 
 Fast path: when gold and answer are both plain numbers (integers, decimals, fractions like
 `3/4`, with commas, `$` or `%` stripped) they are compared exactly with `Fraction` — no sympy,
@@ -12,7 +15,9 @@ no worker. Everything else (LaTeX, expressions, sets, intervals…) goes to math
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 from fractions import Fraction
 
 from factory.recipe import VerifyConfig
@@ -22,7 +27,7 @@ from filters.worker_pool import CRASHED, TIMEOUT, WorkerPool
 
 MAX_ANSWER_CHARS = 1000  # longer "final answers" are not answers; never give them to sympy
 MAX_BRACE_DEPTH = 40
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(/\d+)?$")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?(/\d+)?$")
 _STRIP = re.compile(r"\\[!,;: $%]|\\text\{\s*\}|[$\s%]|\.$")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")  # "1,000" yes; "1, 2" (a list) no
 
@@ -63,8 +68,12 @@ def fast_verdict(gold: str, answer: str) -> str | None:
 
 def check_pair(gold: str, answer: str, timeout_s: int) -> tuple[str, str]:
     """Runs inside a worker process: (verdict, reason) from math-verify."""
-    from math_verify import parse, verify
+    import logging
 
+    from math_verify import parse, verify
+    from math_verify.errors import TimeoutException
+
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)  # verdicts say it all
     gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=timeout_s)
     if not gold_parsed:
         gold_parsed = parse(gold, parsing_timeout=timeout_s)
@@ -73,18 +82,24 @@ def check_pair(gold: str, answer: str, timeout_s: int) -> tuple[str, str]:
     answer_parsed = parse(f"\\boxed{{{answer}}}", parsing_timeout=timeout_s)
     if not answer_parsed:
         return "fail", "unparsable_answer"
-    ok = verify(gold_parsed, answer_parsed, timeout_seconds=timeout_s)
+    try:
+        ok = verify(gold_parsed, answer_parsed, timeout_seconds=timeout_s, raise_on_error=True)
+    except TimeoutException:
+        return "error", "verify_timeout"  # not the model's fault: never counted as wrong
+    except Exception:  # sympy cannot compare the two (a set with a number…): not equal
+        return "fail", "wrong_answer"
     return ("pass", "math_verify") if ok else ("fail", "wrong_answer")
 
 
-class VerifyMath(Filter):
-    name = "verify"
-    batch_size = 64
+class MathVerifier:
+    """(gold, answer) pairs → (verdict, reason). Safe to call from several threads (they take
+    turns on one worker pool) and from asyncio (`acheck` runs in a thread), and the hard time
+    limit holds in every case: it is enforced by the parent killing a worker, not by signals."""
 
     def __init__(self, cfg: VerifyConfig) -> None:
-        super().__init__()
         self.cfg = cfg
         self._pool: WorkerPool | None = None
+        self._lock = threading.Lock()
 
     @property
     def pool(self) -> WorkerPool:
@@ -97,16 +112,15 @@ class VerifyMath(Filter):
             )
         return self._pool
 
-    def process(self, record: Record) -> Record | Drop:
-        return self.process_batch([record])[0]
-
-    def process_batch(self, records: list[Record]) -> list[Record | Drop]:
+    def check(self, pairs: list[tuple[str | None, str | None]]) -> list[tuple[str, str]]:
         verdicts: list[tuple[str, str] | None] = []
         slow: list[int] = []
-        for i, r in enumerate(records):
-            gold, answer = (r.gold or "").strip(), (r.answer or "").strip()
+        for i, (gold, answer) in enumerate(pairs):
+            gold, answer = (gold or "").strip(), (answer or "").strip()
             if not answer:
                 verdicts.append(("fail", "no_answer"))
+            elif not gold:
+                verdicts.append(("unverifiable", "no_gold"))
             elif too_big(answer):
                 verdicts.append(("unverifiable", "answer_too_big"))
             elif too_big(gold):
@@ -118,13 +132,45 @@ class VerifyMath(Filter):
                 slow.append(i)
         if slow:
             inner = max(1, int(self.cfg.timeout_s / 2))  # math-verify's own alarms, inside
-            jobs = [(records[i].gold.strip(), records[i].answer.strip(), inner) for i in slow]
-            for i, result in zip(slow, self.pool.map(jobs), strict=True):
+            jobs = [(pairs[i][0].strip(), pairs[i][1].strip(), inner) for i in slow]
+            with self._lock:
+                results = self.pool.map(jobs)
+            for i, result in zip(slow, results, strict=True):
                 if result is TIMEOUT:
                     result = ("error", "verify_timeout")
                 elif result is CRASHED:
                     result = ("error", "verify_crashed")
                 verdicts[i] = result
+        return verdicts  # type: ignore[return-value]
+
+    async def acheck(self, pairs: list[tuple[str | None, str | None]]) -> list[tuple[str, str]]:
+        return await asyncio.to_thread(self.check, pairs)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+
+class VerifyMath(Filter):
+    name = "verify"
+    batch_size = 64
+
+    def __init__(self, cfg: VerifyConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.verifier = MathVerifier(cfg)
+
+    @property
+    def _pool(self) -> WorkerPool | None:  # for tests: None until a slow pair needed it
+        return self.verifier._pool
+
+    def process(self, record: Record) -> Record | Drop:
+        return self.process_batch([record])[0]
+
+    def process_batch(self, records: list[Record]) -> list[Record | Drop]:
+        verdicts = self.verifier.check([(r.gold, r.answer) for r in records])
         out: list[Record | Drop] = []
         for r, (verdict, reason) in zip(records, verdicts, strict=True):
             r.verdict = verdict
@@ -136,5 +182,4 @@ class VerifyMath(Filter):
         return out
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
+        self.verifier.close()

@@ -4,7 +4,7 @@ Why not `concurrent.futures.ProcessPoolExecutor`: it cannot kill one stuck task 
 call that never returns would stall the pool forever. math-verify's own timeout uses
 `signal.alarm`, which only works in a main thread and does not cover sympy hanging outside
 its guarded calls (e.g. `str()` of a huge power tower). Here each worker is one process on a
-pipe; the parent waits on all pipes with a deadline, kills and replaces a worker that runs
+socket pair (started by factory/child.py); the parent waits on all of them with a deadline, kills and replaces a worker that runs
 past its item's limit, and carries on with the next item. Results are plain Python values
 (strings, bools), so nothing risky is ever rebuilt or printed in the parent.
 """
@@ -14,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import multiprocessing as mp
+import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
+
+from factory.child import child_connection, spawn_child
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +53,14 @@ def _serve(conn: Connection, target: str, memory_mb: int | None) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx, target: str, memory_mb: int | None):
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, target, memory_mb), daemon=True)
-        self.proc.start()
-        child.close()
+    def __init__(self, target: str, memory_mb: int | None):
+        self.conn, self.proc = spawn_child("filters.worker_pool", target, str(memory_mb or 0))
         self.job: int | None = None
         self.deadline = 0.0
 
     def kill(self) -> None:
         self.proc.kill()
-        self.proc.join(timeout=5)
+        self.proc.wait(timeout=5)
         self.conn.close()
 
 
@@ -74,12 +74,11 @@ class WorkerPool:
             timeout_s,
             memory_mb,
         )
-        self._ctx = mp.get_context("spawn")  # never fork a process that holds torch threads
         self._workers: list[_Worker] = []
         self.killed = 0
 
     def _spawn(self) -> _Worker:
-        return _Worker(self._ctx, self.target, self.memory_mb)
+        return _Worker(self.target, self.memory_mb)
 
     def map(self, items: list[tuple]) -> list[Any]:
         """Results in item order; TIMEOUT or CRASHED where a worker had to be replaced."""
@@ -129,9 +128,14 @@ class WorkerPool:
             with contextlib.suppress(BrokenPipeError, OSError):
                 w.conn.send(None)
         for w in self._workers:
-            w.proc.join(timeout=2)
-            if w.proc.is_alive():
+            try:
+                w.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
                 w.proc.kill()
-                w.proc.join(timeout=2)
+                w.proc.wait(timeout=2)
             w.conn.close()
         self._workers = []
+
+
+if __name__ == "__main__":  # a worker: python -m filters.worker_pool FD TARGET MEMORY_MB
+    _serve(child_connection(sys.argv[1]), sys.argv[2], int(sys.argv[3]) or None)

@@ -6,8 +6,7 @@ in flight and yields each result as it lands, so the generation stage can journa
 A process rather than a thread because both sides are CPU-bound Python: in one process the
 client loop and the pipeline (journal, records, filters) shared one GIL and a run reached only
 ~0.7x the requests/s of a bare client loop (benchmarks/bench_openai.py). The child is started
-with `python -m`, not `multiprocessing`, so scripts that call factory need no `__main__`
-guard. Work crosses a socket pair in batches: requests as one list per refill, results as many
+with `python -m` (factory/child.py), so scripts that call factory need no `__main__` guard. Work crosses a socket pair in batches: requests as one list per refill, results as many
 as have landed. If the parent dies (even `kill -9`) the child sees the socket close and exits. The client's own retries are off: retries here
 are counted, jittered (full jitter on an exponential backoff), honour `Retry-After`, and cover
 429, 5xx, timeouts, connection resets and replies that do not parse. A request whose retries
@@ -25,13 +24,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import subprocess
-import sys
 from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection
-from pathlib import Path
 
+from factory.child import spawn_child
 from factory.errors import TeacherError, TeacherLoadError
 from factory.recipe import TeacherConfig
 from factory.teachers.base import Failure, Request, Sample
@@ -110,17 +107,7 @@ class OpenAITeacher:
 
 
 def _start_client() -> tuple[Connection, subprocess.Popen]:
-    ours, theirs = socket.socketpair()
-    root = str(Path(__file__).resolve().parents[2])  # so the child imports this same factory
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    client = subprocess.Popen(
-        [sys.executable, "-m", "factory.teachers.openai_client", str(theirs.fileno())],
-        pass_fds=[theirs.fileno()],
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
-    theirs.close()  # the parent keeps one end: EOF tells either side the other is gone
-    conn = Connection(ours.detach())
+    conn, client = spawn_child("factory.teachers.openai_client")
     try:
         kind, detail = conn.recv()
     except EOFError:
