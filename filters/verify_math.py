@@ -29,11 +29,14 @@ MAX_ANSWER_CHARS = 1000  # longer "final answers" are not answers; never give th
 MAX_BRACE_DEPTH = 40
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?(/\d+)?$")
 _STRIP = re.compile(r"\\[!,;: $%]|\\text\{\s*\}|[$\s%]|\.$")
+_LIST = re.compile(r"\d,\s")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")  # "1,000" yes; "1, 2" (a list) no
 
 
 def as_number(text: str) -> Fraction | None:
     """An exact value for plain numeric text ("1,000", "-3.50", "3/4", "$12", "40%") else None."""
+    if _LIST.search(text):
+        return None  # "32, 349" is a list of two numbers, not thirty-two thousand
     t = _STRIP.sub("", text.strip())
     if _THOUSANDS.fullmatch(t):
         t = t.replace(",", "")
