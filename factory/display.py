@@ -42,6 +42,16 @@ def show_stats(stats: dict[str, Any]) -> None:
     drops = stats["drop_reasons"]
     if drops:
         console.print(table("drop reasons", list(drops[0]), [tuple(r.values()) for r in drops]))
+    for pair in stats.get("verifier_agreement", []):
+        a, b = pair["a"], pair["b"]
+        console.print(
+            table(
+                f"verifier agreement: {a} vs {b} — {pair['agreement']:.1%} of {pair['n']} agree "
+                "on pass / not pass",
+                [f"{a} \\ {b}", *sorted({k.split("/")[1] for k in pair["matrix"]})],
+                _matrix(pair["matrix"]),
+            )
+        )
     t = stats["teacher"]
     console.print(
         table(
@@ -104,3 +114,9 @@ def show_stats(stats: dict[str, Any]) -> None:
             [(s["name"], s["inputs"], s["outputs"], s["seconds"]) for s in stats["stages"]],
         )
     )
+
+
+def _matrix(cells: dict[str, int]) -> list[tuple]:
+    rows = sorted({k.split("/")[0] for k in cells})
+    cols = sorted({k.split("/")[1] for k in cells})
+    return [(r, *(cells.get(f"{r}/{c}", 0) for c in cols)) for r in rows]

@@ -31,7 +31,7 @@ from filters.dedup_exact import ExactDedup
 from filters.dedup_minhash import NearDedup
 from filters.has_gold import HasGold
 from filters.parse_answer import ParseAnswer
-from filters.verify_math import VerifyMath
+from filters.verify import Verify, build_checkers
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,39 @@ def dedup_stages(cfg: DedupLevel, level: str) -> list[Stage]:
     return stages
 
 
-def build_stages(recipe: Recipe, generate: Generate) -> list[Stage]:
-    """The math-cot pipeline as a plain list of steps."""
+def quality_stages(recipe: Recipe) -> list[Stage]:
+    """The optional format and quality filters, in the order they run (cheap first)."""
+    f = recipe.filters
+    stages: list[Stage] = []
+    if f.think_format.enabled:
+        from filters.think_format import ThinkFormat
+
+        stages.append(ThinkFormat(f.think_format))
+    if f.length.enabled:
+        from filters.length import LengthBounds
+
+        stages.append(LengthBounds(f.length))
+    if f.repetition.enabled:
+        from filters.repetition import Repetition
+
+        stages.append(Repetition(f.repetition))
+    if f.language.enabled:
+        from filters.language import LanguageConsistency
+
+        stages.append(LanguageConsistency(f.language))
+    return stages
+
+
+def build_stages(recipe: Recipe, generate: Stage) -> list[Stage]:
+    """The pipeline as a plain list of steps; `generate` is the teacher (or, for reverify,
+    the stage that turns existing traces into samples)."""
     return [
         HasGold(),
         *dedup_stages(recipe.dedup.problems, "problems"),
         generate,
         ParseAnswer(recipe.parse),
-        VerifyMath(recipe.verify),
+        *quality_stages(recipe),
+        Verify(build_checkers(recipe), recipe.verify.policy),
         *dedup_stages(recipe.dedup.traces, "traces"),
     ]
 

@@ -144,12 +144,55 @@ class ParseConfig:
 
 
 @dataclass
-class VerifyConfig:
-    timeout_s: float = 5.0  # hard wall-clock limit per item; the worker is killed past it
-    workers: int = 1
-    memory_mb: int | None = 4096  # address-space limit per worker; null = none
+class CodeVerifyConfig:
+    timeout_s: float = 5.0  # wall-clock limit per test case in the sandbox
+    memory_mb: int = 512  # address space of the program
+    max_output_bytes: int = 1_000_000  # stdout + stderr captured; more is OUTPUT_LIMIT
+    max_processes: int = 64
+    max_file_bytes: int = 10_000_000
+    max_open_files: int = 64
+    workers: int = 2  # sandboxes running at once
+    unsafe: bool = False  # run without bubblewrap (rows tagged sandbox=unsafe): never by default
 
     def __post_init__(self) -> None:
+        _require(self.timeout_s > 0, "verify.code.timeout_s", self.timeout_s, "> 0 seconds")
+        _require(self.memory_mb >= 64, "verify.code.memory_mb", self.memory_mb, ">= 64")
+        _require(self.workers >= 1, "verify.code.workers", self.workers, ">= 1")
+
+
+@dataclass
+class JudgeConfig:
+    """An LLM judge called through any teacher backend; `prompt` holds {problem}, {gold},
+    {answer} and {completion} slots and asks for a final CORRECT or INCORRECT."""
+
+    teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(temperature=0.0, n=1))
+    prompt: str = "prompts/judge.txt"
+    max_completion_chars: int = 8000  # the tail of long traces is what the judge reads
+
+
+Verifier = Literal["math", "code", "judge", "label"]
+
+
+@dataclass
+class VerifyConfig:
+    # the first verifier decides what is kept (policy "primary"), or all must pass ("all");
+    # every verifier's verdict is kept in the `verdicts` column either way
+    verifiers: list[Verifier] = field(default_factory=lambda: ["math"])
+    policy: Literal["primary", "all"] = "primary"
+    timeout_s: float = 5.0  # math: hard wall-clock limit per item; the worker is killed past it
+    workers: int = 1  # math: verifier processes
+    memory_mb: int | None = 4096  # math: address-space limit per worker; null = none
+    code: CodeVerifyConfig = field(default_factory=CodeVerifyConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+
+    def __post_init__(self) -> None:
+        _require(bool(self.verifiers), "verify.verifiers", self.verifiers, "at least one")
+        _require(
+            len(set(self.verifiers)) == len(self.verifiers),
+            "verify.verifiers",
+            self.verifiers,
+            "each verifier once",
+        )
         _require(
             self.memory_mb is None or self.memory_mb >= 256,
             "verify.memory_mb",
@@ -211,6 +254,42 @@ class Price:
 
 
 @dataclass
+class ThinkFormatConfig:
+    enabled: bool = False  # the parse stage already enforces one think block; this is stricter
+    require_think: bool = True
+
+
+@dataclass
+class LengthConfig:
+    enabled: bool = False
+    min_tokens: int = 32
+    max_tokens: int | None = None
+
+
+@dataclass
+class RepetitionConfig:
+    enabled: bool = False
+    n: int = 4  # word n-gram size
+    max_ratio: float = 0.4  # share of repeated n-grams (rep-n) above which a trace is dropped
+
+
+@dataclass
+class LanguageConfig:
+    enabled: bool = False
+    min_share: float = 0.9  # share of the response's letters in the prompt's script
+
+
+@dataclass
+class FiltersConfig:
+    """Format and quality filters, run after parse and before verify, each with a reason code."""
+
+    think_format: ThinkFormatConfig = field(default_factory=ThinkFormatConfig)
+    length: LengthConfig = field(default_factory=LengthConfig)
+    repetition: RepetitionConfig = field(default_factory=RepetitionConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+
+
+@dataclass
 class OutputConfig:
     shard_rows: int = 50_000
     compression: Literal["zstd", "snappy", "none"] = "zstd"
@@ -229,6 +308,7 @@ class Recipe:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     parse: ParseConfig = field(default_factory=ParseConfig)
+    filters: FiltersConfig = field(default_factory=FiltersConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -266,6 +346,17 @@ class Recipe:
             )
         return texts
 
+    def judge_prompt(self) -> str:
+        """The judge's prompt text (part of the recipe fingerprint when the judge is used)."""
+        path = self.prompt_path(self.verify.judge.prompt)
+        if not path.is_file():
+            raise RecipeError(f"verify.judge.prompt: file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        missing = [s for s in ("{problem}", "{answer}") if s not in text]
+        if missing:
+            raise RecipeError(f"verify.judge.prompt: {path} lacks the slots {missing}")
+        return text
+
     def fingerprint(self) -> str:
         """Changes with any setting that can change the output, or any prompt text: identifies
         what produced a dataset. Execution-only teacher settings (batch size, threads, server
@@ -275,7 +366,10 @@ class Recipe:
             recipe["teacher"].pop(execution_only)
         for accounting in ("prices", "budget_usd"):  # what it costs, not what it is
             recipe.pop(accounting)
-        return _digest({"recipe": recipe, "prompts": self.prompt_texts()})
+        prompts = self.prompt_texts()
+        if "judge" in self.verify.verifiers:
+            prompts["judge"] = self.judge_prompt()
+        return _digest({"recipe": recipe, "prompts": prompts})
 
     def generation_fingerprint(self) -> str:
         """Changes only with what changes the teacher's samples (not filters or batch size)."""

@@ -42,6 +42,8 @@ class Record:
     reasoning: str | None = None
     answer: str | None = None
     verdict: str | None = None
+    # every verifier's say: [{"verifier": "math", "verdict": "pass", "reason": "exact_number"}]
+    verdicts: list[dict[str, str]] = field(default_factory=list)
     dedup_cluster: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -51,6 +53,7 @@ class Record:
         rest of a run's bookkeeping together)."""
         out = {name: getattr(self, name) for name in RECORD_FIELDS}
         out["messages"] = [dict(m) for m in self.messages]
+        out["verdicts"] = [dict(v) for v in self.verdicts]
         out["meta"] = json.dumps(self.meta, sort_keys=True, ensure_ascii=False, default=str)
         return out
 
@@ -69,6 +72,9 @@ def arrow_schema(extra: dict[str, str] | None = None):
     import pyarrow as pa
 
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    verdict = pa.struct(
+        [("verifier", pa.string()), ("verdict", pa.string()), ("reason", pa.string())]
+    )
     cols = [
         ("id", pa.string()),
         ("problem_id", pa.string()),
@@ -81,6 +87,7 @@ def arrow_schema(extra: dict[str, str] | None = None):
         ("reasoning", pa.string()),
         ("answer", pa.string()),
         ("verdict", pa.string()),
+        ("verdicts", pa.list_(verdict)),
         ("teacher_model", pa.string()),
         ("temperature", pa.float64()),
         ("top_p", pa.float64()),

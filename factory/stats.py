@@ -25,6 +25,21 @@ SELECT source,
 FROM generated GROUP BY source ORDER BY source
 """
 
+# every pair of verifiers that judged the same traces: their verdicts side by side
+AGREEMENT = """
+WITH judged AS (
+    SELECT id, verdicts FROM traces
+    UNION ALL
+    SELECT id, verdicts FROM rejects WHERE len(verdicts) > 1
+), v AS (
+    SELECT id, unnest(verdicts, recursive := true) FROM judged
+)
+SELECT a.verifier AS verifier_a, b.verifier AS verifier_b,
+       a.verdict AS verdict_a, b.verdict AS verdict_b, count(*) AS n
+FROM v AS a JOIN v AS b ON a.id = b.id AND a.verifier < b.verifier
+GROUP BY ALL ORDER BY verifier_a, verifier_b, verdict_a, verdict_b
+"""
+
 DROPS = """
 SELECT stage, drop_reason, count(*) AS n FROM rejects GROUP BY ALL ORDER BY n DESC, stage
 """
@@ -37,6 +52,7 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
     try:
         by_source = _rows(con, BY_SOURCE)
         drops = _rows(con, DROPS)
+        agreement = _rows(con, AGREEMENT)
     finally:
         con.close()
     return {
@@ -45,6 +61,7 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         "funnel": manifest["funnel"],
         "by_source": by_source,
         "drop_reasons": drops,
+        "verifier_agreement": _agreement(agreement),
         "teacher": manifest["teacher"],
         "tokens_kept": manifest["tokens_kept"],
         "samples": manifest.get("samples", {}),
@@ -58,3 +75,20 @@ def _rows(con, sql: str) -> list[dict[str, Any]]:
     cur = con.execute(sql)
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def _agreement(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per pair of verifiers: the confusion matrix and the share of traces where they agree on
+    pass vs not-pass."""
+    pairs: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        pair = pairs.setdefault(
+            (r["verifier_a"], r["verifier_b"]),
+            {"a": r["verifier_a"], "b": r["verifier_b"], "matrix": {}, "n": 0, "agree": 0},
+        )
+        pair["matrix"][f"{r['verdict_a']}/{r['verdict_b']}"] = r["n"]
+        pair["n"] += r["n"]
+        pair["agree"] += r["n"] if (r["verdict_a"] == "pass") == (r["verdict_b"] == "pass") else 0
+    for pair in pairs.values():
+        pair["agreement"] = round(pair["agree"] / pair["n"], 4) if pair["n"] else None
+    return list(pairs.values())

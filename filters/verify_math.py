@@ -22,7 +22,7 @@ from fractions import Fraction
 
 from factory.recipe import VerifyConfig
 from factory.record import Record
-from factory.stage import Drop, Filter
+from filters.verify import Verify
 from filters.worker_pool import CRASHED, TIMEOUT, WorkerPool
 
 MAX_ANSWER_CHARS = 1000  # longer "final answers" are not answers; never give them to sympy
@@ -156,33 +156,28 @@ class MathVerifier:
                 self._pool = None
 
 
-class VerifyMath(Filter):
-    name = "verify"
-    batch_size = 64
+class MathChecker:
+    """The math verifier as one of the verify stage's checkers: (gold, answer) of each record."""
+
+    name = "math"
 
     def __init__(self, cfg: VerifyConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
         self.verifier = MathVerifier(cfg)
 
-    @property
-    def _pool(self) -> WorkerPool | None:  # for tests: None until a slow pair needed it
-        return self.verifier._pool
-
-    def process(self, record: Record) -> Record | Drop:
-        return self.process_batch([record])[0]
-
-    def process_batch(self, records: list[Record]) -> list[Record | Drop]:
-        verdicts = self.verifier.check([(r.gold, r.answer) for r in records])
-        out: list[Record | Drop] = []
-        for r, (verdict, reason) in zip(records, verdicts, strict=True):
-            r.verdict = verdict
-            if verdict == "pass":
-                r.meta = {**r.meta, "verify_method": reason}
-                out.append(r)
-            else:
-                out.append(Drop(reason))
-        return out
+    def check(self, records: list[Record]) -> list[tuple[str, str]]:
+        return self.verifier.check([(r.gold, r.answer) for r in records])
 
     def close(self) -> None:
         self.verifier.close()
+
+
+class VerifyMath(Verify):
+    """The verify stage with math as its only verifier."""
+
+    def __init__(self, cfg: VerifyConfig) -> None:
+        self.checker = MathChecker(cfg)
+        super().__init__([self.checker])
+
+    @property
+    def _pool(self) -> WorkerPool | None:  # for tests: None until a slow pair needed it
+        return self.checker.verifier._pool

@@ -45,6 +45,7 @@ def _record(row: dict[str, Any]) -> Record:
         json.loads(row["meta"]) if isinstance(row.get("meta"), str) else row.get("meta") or {}
     )
     fields["messages"] = [dict(m) for m in fields.get("messages") or []]
+    fields["verdicts"] = [dict(v) for v in fields.get("verdicts") or []]
     return Record(**fields)
 
 

@@ -251,6 +251,6 @@ def test_every_gsm8k_test_answer_verifies_against_its_own_solution(shared_data, 
         json.loads(line) for line in (shared_data / "gsm8k" / "test.jsonl").read_text().splitlines()
     ]
     pairs = [(gold_answer(r["answer"]), final_answer(r["answer"])) for r in rows]
-    verdicts = verifier.verifier.check(pairs)
+    verdicts = verifier.checker.verifier.check(pairs)
     failures = [p for p, (v, _) in zip(pairs, verdicts, strict=True) if v != "pass"]
     assert len(rows) == 1319 and failures == []

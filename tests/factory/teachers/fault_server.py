@@ -37,6 +37,26 @@ class Faults:
     reasoning_field: bool = False  # put the reasoning in `reasoning_content`
     wrong_every: int = 3  # every k-th problem (by its numbers) gets a wrong answer
     seed: int = 0
+    judge: bool = False  # answer judge prompts (recipes/prompts/judge.txt) with CORRECT/INCORRECT
+    judge_lenient: str = ""  # ...and call answers ending in this correct even when wrong
+    judge_harsh: str = ""  # ...and answers ending in this incorrect even when right
+
+
+_JUDGED = re.compile(r"Problem: Calculate (-?\d+) ([-+*]) (-?\d+)\.[\s\S]*final answer: (\S*)")
+
+
+def judge_reply(prompt: str, faults: Faults) -> str:
+    """A judge that grades "Calculate" problems by arithmetic, except that it calls answers
+    ending in `faults.judge_lenient` correct and those ending in `faults.judge_harsh` incorrect
+    (so that verifiers can disagree both ways)."""
+    match = _JUDGED.search(prompt)
+    if not match:
+        return "I cannot tell."
+    a, op, b, answer = int(match[1]), match[2], int(match[3]), match[4]
+    value = {"+": a + b, "-": a - b, "*": a * b}[op]
+    lenient = faults.judge_lenient and answer.endswith(faults.judge_lenient)
+    harsh = faults.judge_harsh and answer.endswith(faults.judge_harsh)
+    return "CORRECT" if (answer == str(value) and not harsh) or lenient else "INCORRECT"
 
 
 def answer_for(prompt: str, faults: Faults) -> tuple[str, str]:
@@ -131,6 +151,8 @@ class FaultServer:
         reasoning, value = answer_for(prompt, f)
         finish = "stop"
         content = f"The answer is \\boxed{{{value}}}."
+        if f.judge:
+            reasoning, content = "Comparing the answers.", judge_reply(prompt, f)
         if fault == "length":
             reasoning, content, finish = reasoning[: len(reasoning) // 2], "", "length"
         message = {"role": "assistant", "content": f"<think>\n{reasoning}\n</think>\n{content}"}
