@@ -27,6 +27,7 @@ from factory.storage.generations import GenerationStore
 from factory.storage.rundir import RunDir
 from factory.storage.shards import ShardWriter
 from factory.teachers import Teacher, load_teacher
+from factory.traces import Traces
 from filters.dedup_exact import ExactDedup
 from filters.dedup_minhash import NearDedup
 from filters.has_gold import HasGold
@@ -92,6 +93,7 @@ def build_stages(recipe: Recipe, generate: Stage) -> list[Stage]:
 
 def funnel(source: StageStats, stages: list[Stage], kept: int) -> dict[str, int]:
     by_name = {s.name: s.stats for s in stages}
+    by_name.setdefault("generate", by_name.get("traces"))  # reverify: traces read, not generated
     verified = by_name["verify"].outputs
     trace_dedup = [s.stats for s in stages if s.name.startswith("dedup_traces")]
     return {
@@ -114,7 +116,9 @@ def default_out(recipe: Recipe, rank: int = 0, world_size: int = 1) -> Path:
     """Same teacher and prompts → same folder, so rerunning a command resumes it; each shard of
     a data-parallel run has its own folder."""
     shard = f"-rank{rank}of{world_size}" if world_size > 1 else ""
-    return Path("runs") / f"{recipe.name}-{recipe.generation_fingerprint()}{shard}"
+    # re-verifying: what identifies the run is the input and the checks, not a teacher
+    fp = recipe.fingerprint() if recipe.source.completion_field else recipe.generation_fingerprint()
+    return Path("runs") / f"{recipe.name}-{fp}{shard}"
 
 
 def run_recipe(
@@ -193,16 +197,21 @@ def run_recipe(
             rejects.add({**row, "stage": stage, "drop_reason": drop.reason})
 
         # ---- stream ---------------------------------------------------------------------------
-        generate = Generate(
-            load,
-            recipe.teacher,
-            PromptBuilder.from_recipe(recipe),
-            gen_fingerprint,
-            store,
-            retry_failed,
-            recipe.price(),
-            recipe.budget_usd,
-        )
+        prompts = PromptBuilder.from_recipe(recipe)
+        generate: Generate | Traces
+        if recipe.source.completion_field:  # re-verifying existing traces: no teacher
+            generate = Traces(prompts)
+        else:
+            generate = Generate(
+                load,
+                recipe.teacher,
+                prompts,
+                gen_fingerprint,
+                store,
+                retry_failed,
+                recipe.price(),
+                recipe.budget_usd,
+            )
         stages = build_stages(recipe, generate)
         source = _tee(load_problems(recipe.source, rank, world_size), problems)
         stream, source_stats = chain(source, stages, on_drop, rank, world_size)
@@ -247,8 +256,11 @@ def run_recipe(
             "finished_at": _iso(time.time()),
             "seconds": round(time.time() - started, 2),
             "teacher": {
-                "backend": recipe.teacher.backend,
-                "model": recipe.teacher.model,
+                # re-verifying existing traces asks no teacher
+                "backend": "none (reverify)"
+                if recipe.source.completion_field
+                else recipe.teacher.backend,
+                "model": None if recipe.source.completion_field else recipe.teacher.model,
                 "load_seconds": round(load_seconds, 2),
                 "generate_seconds": round(generate.seconds_in_teacher, 2),  # model load excluded
                 "requested": generate.requested,

@@ -41,6 +41,10 @@ class SourceConfig:
     question_field: str = "question"
     answer_field: str = "answer"
     id_field: str | None = None
+    # reverify: rows that already hold a model's output (no teacher is asked), and optionally
+    # the dataset's own correctness label for it (compared by the `label` verifier)
+    completion_field: str | None = None
+    label_field: str | None = None
     label: str | None = None  # value of the `source` column; default: file stem / dataset name
     limit: int | None = None
     seed: int = 0
@@ -55,6 +59,13 @@ class SourceConfig:
             raise RecipeError("source.name: required when source.kind is 'hub' (a dataset name)")
         if self.kind == "procedural" and not self.generators:
             raise RecipeError("source.generators: give at least one reasoning-gym generator name")
+        if self.completion_field and self.kind == "procedural":
+            raise RecipeError(
+                "source.completion_field: traces to re-verify come from a file or a hub dataset "
+                "(source.kind=file|hub), not from a procedural generator"
+            )
+        if self.label_field and not self.completion_field:
+            raise RecipeError("source.label_field: needs source.completion_field (the traces)")
 
 
 @dataclass

@@ -5,6 +5,7 @@ Shared by the file and hub sources so both name ids, pick columns and read gold 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from factory.errors import ProblemSourceError
@@ -15,13 +16,21 @@ from factory.record import Record
 
 def row_to_record(cfg: SourceConfig, label: str, index: int, row: dict[str, Any]) -> Record:
     key = row.get(cfg.id_field) if cfg.id_field else index
-    return Record(
+    record = Record(
         problem_id=f"{label}:{key}",
         source=label,
         problem=row[cfg.question_field],
         gold=gold_answer(row.get(cfg.answer_field)),
         meta={"raw_answer": row.get(cfg.answer_field)},
     )
+    if cfg.completion_field:  # a trace to re-verify: rows of one problem share its problem id
+        digest = hashlib.sha256(record.problem.encode("utf-8", "replace")).hexdigest()[:12]
+        record.problem_id = f"{label}:p{digest}"
+        record.id = f"{label}:{key}"
+        record.completion = row.get(cfg.completion_field)
+        if cfg.label_field:
+            record.meta["label"] = row.get(cfg.label_field)
+    return record
 
 
 def check_row(cfg: SourceConfig, where: str, row: dict[str, Any]) -> None:
@@ -34,9 +43,14 @@ def check_row(cfg: SourceConfig, where: str, row: dict[str, Any]) -> None:
 
 
 def check_columns(cfg: SourceConfig, where: str, columns: list[str]) -> None:
-    for key in (cfg.question_field, cfg.answer_field):
+    wanted = {"question_field": cfg.question_field, "answer_field": cfg.answer_field}
+    if cfg.completion_field:
+        wanted["completion_field"] = cfg.completion_field
+    if cfg.label_field:
+        wanted["label_field"] = cfg.label_field
+    for setting, key in wanted.items():
         if key not in columns:
             raise ProblemSourceError(
                 f"{where}: column '{key}' not found (columns: {', '.join(columns)}); "
-                "set source.question_field / source.answer_field"
+                f"set source.{setting}"
             )
