@@ -23,7 +23,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second():
     assert run_cmd.startswith("python3 -m venv .venv") and run_cmd.endswith(
         "factory run recipe=math-cot"
     )
-    assert test_cmd.startswith("python3 -m venv .venv") and "pytest" in test_cmd
+    assert "python3 -m venv .venv" in test_cmd and test_cmd.endswith("python -m pytest -q")
     ci_lines = (REPO / ".ci" / "run").read_text().strip().splitlines()
     assert ci_lines[-1] == test_cmd  # exactly the README's test command
     assert "rm -rf .venv .venv-vllm" in ci_lines  # from scratch
