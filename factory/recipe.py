@@ -29,7 +29,7 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 @dataclass
 class SourceConfig:
-    kind: Literal["procedural", "file", "hub"] = "procedural"
+    kind: Literal["procedural", "file", "hub", "humaneval"] = "procedural"
     # procedural: reasoning-gym generator names and per-generator keyword arguments
     generators: list[str] = field(default_factory=lambda: ["basic_arithmetic"])
     generator_args: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -152,6 +152,7 @@ class ParseConfig:
     # required: a completion without exactly one <think>…</think> block is dropped (`no_think`).
     # optional: the text before the final-answer line becomes the reasoning.
     think: Literal["optional", "required"] = "optional"
+    answer: Literal["math", "code"] = "math"  # code: the final answer is a fenced program
 
 
 @dataclass
@@ -325,6 +326,14 @@ class Recipe:
     output: OutputConfig = field(default_factory=OutputConfig)
     prices: dict[str, Price] = field(default_factory=dict)  # teacher model id → price
     budget_usd: float | None = None  # stop asking for new samples once spent
+
+    def __post_init__(self) -> None:
+        uses_code = "code" in self.verify.verifiers
+        if uses_code != (self.parse.answer == "code"):
+            raise RecipeError(
+                f"parse.answer={self.parse.answer} with verify.verifiers={self.verify.verifiers}: "
+                "the code verifier needs parse.answer=code, and parse.answer=code needs it"
+            )
 
     def price(self) -> Price:
         return self.prices.get(self.teacher.model, Price())

@@ -9,7 +9,8 @@ Extraction policy (explicit, tested in tests/filters/test_parse_answer.py):
   line as the reasoning.
 - The final answer is looked for only *after* the reasoning: the last `\\boxed{}`, else a
   `#### N` line, else "the (final) answer is N". None → `no_answer`. Several different boxed
-  answers → `multiple_answers` (answer spraying is never rewarded).
+  answers → `multiple_answers` (answer spraying is never rewarded). With `parse.answer=code`
+  the answer is the last ```python (or plain ```) block after the reasoning; none → `no_code`.
 - Empty reasoning → `empty_reasoning`: a bare answer is not a reasoning trace.
 The assistant turn written to `messages` is normalized to
 `<think>\\n{reasoning}\\n</think>\\n\\n{answer text}`.
@@ -60,8 +61,19 @@ def _norm(answer: str) -> str:
     return re.sub(r"\s+", "", answer)
 
 
-def _answer_start(text: str) -> int | None:
+def final_code(tail: str) -> str | Drop:
+    """The program in `tail`: its last ```python block (or plain ``` block), else `no_code`."""
+    from filters.verify_code import extract_code
+
+    code = extract_code(tail)
+    return code if code and code.strip() else Drop("no_code")
+
+
+def _answer_start(text: str, kind: str = "math") -> int | None:
     """Where the final-answer statement begins in untagged text (line start), if anywhere."""
+    if kind == "code":
+        fences = [m.start() for m in re.finditer(r"^[ \t]*```", text, re.MULTILINE)]
+        return fences[-2] if len(fences) >= 2 else None  # the opening of the last block
     starts = [m.start() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
     starts += [m.start() for m in _HASHES.finditer(text)]
     starts += [m.start() for m in _ANSWER_IS.finditer(text)]
@@ -70,7 +82,7 @@ def _answer_start(text: str) -> int | None:
     return text.rfind("\n", 0, max(starts)) + 1  # the line holding the last statement
 
 
-def split(text: str, think: str) -> Parsed | Drop:
+def split(text: str, think: str, kind: str = "math") -> Parsed | Drop:
     opens, closes = text.count("<think>"), text.count("</think>")
     if opens > 1 or closes > 1:
         return Drop("malformed_think")
@@ -86,11 +98,11 @@ def split(text: str, think: str) -> Parsed | Drop:
     elif think == "required":
         return Drop("no_think")
     else:
-        start = _answer_start(text)
+        start = _answer_start(text, kind)
         if start is None:
-            return Drop("no_answer")
+            return Drop("no_code" if kind == "code" else "no_answer")
         before, tail, tags = text[:start], text[start:], "none"
-    answer = final_answer(tail)
+    answer = final_code(tail) if kind == "code" else final_answer(tail)
     if isinstance(answer, Drop):
         return answer
     reasoning = before.strip()
@@ -112,7 +124,7 @@ class ParseAnswer(Filter):
         text = (record.completion or "").strip()
         if not text:
             return Drop("empty")
-        parsed = split(text, self.cfg.think)
+        parsed = split(text, self.cfg.think, self.cfg.answer)
         if isinstance(parsed, Drop):
             return parsed
         assistant = f"<think>\n{parsed.reasoning}\n</think>\n\n{parsed.tail}"

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from factory.problems import files, hub, procedural
+from factory.problems import files, hub, humaneval, procedural
 from factory.recipe import SourceConfig
 from factory.record import Record
 
-SOURCES = {"file": files, "hub": hub, "procedural": procedural}
+SOURCES = {"file": files, "hub": hub, "procedural": procedural, "humaneval": humaneval}
 
 
 def check_source(cfg: SourceConfig) -> int:

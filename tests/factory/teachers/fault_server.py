@@ -40,6 +40,7 @@ class Faults:
     judge: bool = False  # answer judge prompts (recipes/prompts/judge.txt) with CORRECT/INCORRECT
     judge_lenient: str = ""  # ...and call answers ending in this correct even when wrong
     judge_harsh: str = ""  # ...and answers ending in this incorrect even when right
+    code: dict[str, str] = field(default_factory=dict)  # entry point → program to answer with
 
 
 _JUDGED = re.compile(r"Problem: Calculate (-?\d+) ([-+*]) (-?\d+)\.[\s\S]*final answer: (\S*)")
@@ -153,6 +154,10 @@ class FaultServer:
         content = f"The answer is \\boxed{{{value}}}."
         if f.judge:
             reasoning, content = "Comparing the answers.", judge_reply(prompt, f)
+        for entry_point, program in f.code.items():
+            if f"def {entry_point}(" in prompt:
+                reasoning = f"I will write {entry_point}."
+                content = f"```python\n{program}\n```"
         if fault == "length":
             reasoning, content, finish = reasoning[: len(reasoning) // 2], "", "length"
         message = {"role": "assistant", "content": f"<think>\n{reasoning}\n</think>\n{content}"}
