@@ -13,7 +13,7 @@ from factory.stats import run_stats
 from filters.judge import judge_verdict
 from filters.verify import LabelChecker
 from tests.factory.teachers.fault_server import Faults, FaultServer
-from tests.helpers import problems_file
+from tests.helpers import REPO, problems_file
 
 PROBLEMS = 60
 
@@ -114,3 +114,25 @@ def test_label_checker_reads_the_inputs_own_labels():
 
     verdicts = LabelChecker().check([rec(True), rec("incorrect"), rec(1), rec(None)])
     assert [v for v, _ in verdicts] == ["pass", "fail", "pass", "unverifiable"]
+
+
+def test_judge_through_the_real_embedded_teacher(smollm2):
+    """The real path: SmolLM2 on the transformers backend as the judge. It is a weak judge, so
+    only the contract is checked: one well-formed verdict per record, nothing raised."""
+    from factory.recipe import JudgeConfig, TeacherConfig
+    from factory.record import Record
+    from filters.judge import JudgeChecker
+
+    cfg = JudgeConfig(teacher=TeacherConfig(temperature=0.0, n=1, max_new_tokens=16))
+    prompt = (REPO / "recipes" / "prompts" / "judge.txt").read_text()
+    checker = JudgeChecker(cfg, prompt)
+    checker._teacher = smollm2  # the session's loaded model, not a second copy
+    records = [
+        Record(problem_id="p", source="s", problem="What is 2 + 3?", gold="5", id="a", answer=a)
+        for a in ("5", "7")
+    ]
+    verdicts = checker.check(records)
+    assert len(verdicts) == 2
+    assert all(
+        v in {"pass", "fail", "unverifiable"} and r.startswith("judge_") for v, r in verdicts
+    )
