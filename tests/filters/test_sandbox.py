@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from filters import sandbox
+from filters import sandbox, sandbox_launcher
 from filters.sandbox import Limits, SandboxUnavailable, reject_reason, run_cases, run_program
 
 FAST = Limits(timeout_s=1.0)
@@ -269,7 +269,8 @@ def test_files_outside_survive_and_the_next_program_passes(tmp_path):
     program = (
         "import os, shutil\n"
         f"targets = [{str(canary)!r}, '/bin/bash', '/usr/bin/python3', '/etc/ld.so.cache', "
-        f"{str(Path(sandbox.__file__))!r}, '/sandbox/prog.py']\n"
+        f"{str(Path(sandbox.__file__))!r}, {str(Path(sandbox_launcher.__file__))!r}, "
+        "'/sandbox/prog.py', '/sandbox/launcher.py']\n"
         "for path in targets:\n"
         "    for attack in (os.remove, lambda p: open(p, 'wb').write(b'pwned')):\n"
         "        try:\n            attack(path)\n            print('DONE', path)\n"
