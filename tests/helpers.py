@@ -36,3 +36,36 @@ def problems_file(path: Path, count: int) -> Path:
         )
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def loopback_overrides(url: str, problems: Path, **extra: str) -> list[str]:
+    """math-cot over a problems file with the openai backend on a loopback server."""
+    keys = {
+        "source.kind": "file",
+        "source.path": str(problems),
+        "source.id_field": "id",
+        "source.limit": "null",
+        "teacher.backend": "openai",
+        "teacher.model": "fake",
+        "teacher.base_url": url,
+        "prompt.fewshot": "null",
+        **extra,
+    }
+    return [f"{k}={v}" for k, v in keys.items()]
+
+
+def trace(completion: str | None, finish: str = "stop", **fields):
+    """A generated sample record, as the filters after `generate` receive it."""
+    from factory.record import Record
+
+    base = {
+        "problem_id": "p",
+        "source": "s",
+        "problem": "q",
+        "gold": "1",
+        "id": "x",
+        "completion": completion,
+        "finish_reason": finish,
+        "messages": [{"role": "user", "content": "q"}],
+    }
+    return Record(**{**base, **fields})

@@ -132,22 +132,11 @@ def test_data_parallel_shards_split_the_problems_with_nothing_twice(tmp_path):
     import duckdb
 
     from tests.factory.teachers.fault_server import FaultServer
-    from tests.helpers import problems_file
+    from tests.helpers import loopback_overrides, problems_file
 
     problems = problems_file(tmp_path / "p.jsonl", 30)
     with FaultServer() as server:
-        common = [
-            "run",
-            "recipe=math-cot",
-            "source.kind=file",
-            f"source.path={problems}",
-            "source.id_field=id",
-            "source.limit=null",
-            "teacher.backend=openai",
-            "teacher.model=fake",
-            f"teacher.base_url={server.url}",
-            "prompt.fewshot=null",
-        ]
+        common = ["run", "recipe=math-cot", *loopback_overrides(server.url, problems)]
         for rank in (0, 1, 2):
             done = factory(*common, "--rank", str(rank), "--world-size", "3", cwd=tmp_path)
             assert done.returncode == 0, done.stderr

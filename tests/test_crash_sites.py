@@ -20,7 +20,7 @@ import pytest
 from factory.crash import SITES
 from factory.storage.rundir import current_version
 from tests.factory.teachers.fault_server import Faults, FaultServer
-from tests.helpers import factory, problems_file
+from tests.helpers import factory, loopback_overrides, problems_file
 
 PROBLEMS = 60  # x n=2: 120 requests, sealed every 25, published in parts of 20 rows
 CASES = [
@@ -50,16 +50,9 @@ def _args(server: FaultServer, problems: Path, out: Path, *extra: str) -> list[s
     return [
         "run",
         "recipe=math-cot",
-        "source.kind=file",
-        f"source.path={problems}",
-        "source.id_field=id",
-        "source.limit=null",
-        "teacher.backend=openai",
-        "teacher.model=fake",
-        f"teacher.base_url={server.url}",
+        *loopback_overrides(server.url, problems),
         "teacher.n=2",
         "teacher.concurrency=4",
-        "prompt.fewshot=null",
         "dedup.problems.near=false",
         "dedup.traces.near=false",
         "output.seal_rows=25",

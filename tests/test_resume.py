@@ -18,29 +18,24 @@ import pytest
 from factory.record import sample_id
 from factory.storage.journal import read_journal
 from tests.factory.teachers.fault_server import Faults, FaultServer, answer_for
-from tests.helpers import FACTORY, REPO, factory, problems_file
+from tests.helpers import FACTORY, REPO, factory, loopback_overrides, problems_file
 
 
 def _args(server: FaultServer, problems: Path, n: int = 2, **extra: str) -> list[str]:
-    args = {
-        "source.kind": "file",
-        "source.path": str(problems),
-        "source.id_field": "id",
-        "source.limit": "null",
-        "teacher.backend": "openai",
-        "teacher.model": "fake",
-        "teacher.base_url": server.url,
+    fast = {
         "teacher.n": str(n),
         "teacher.concurrency": "32",
         "teacher.max_retries": "8",
         "teacher.retry_base_s": "0.01",
         "teacher.retry_max_s": "0.05",
-        "prompt.fewshot": "null",
         "dedup.problems.near": "false",
         "dedup.traces.near": "false",
-        **extra,
     }
-    return ["run", "recipe=math-cot", *(f"{k}={v}" for k, v in args.items())]
+    return [
+        "run",
+        "recipe=math-cot",
+        *loopback_overrides(server.url, problems, **{**fast, **extra}),
+    ]
 
 
 def _all_ids(out: Path) -> list[str]:

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from factory.record import Record
 from factory.stage import Drop
 from filters.length import LengthBounds, approx_tokens
+from tests.helpers import trace
 
 COT = (
     "<think>\nLet $x_1, x_2$ be the roots of $x^2 - 5x + 6 = 0$. By Vieta, "
@@ -37,17 +37,7 @@ CASES = [
 
 @pytest.mark.parametrize(("completion", "tokens", "lo", "hi", "reason"), CASES)
 def test_length(completion, tokens, lo, hi, reason):
-    record = Record(
-        problem_id="p",
-        source="s",
-        problem="q",
-        gold="1",
-        id="x",
-        completion=completion,
-        finish_reason="stop",
-        completion_tokens=tokens,
-        messages=[{"role": "user", "content": "q"}],
-    )
+    record = trace(completion, completion_tokens=tokens)
     out = LengthBounds(SimpleNamespace(min_tokens=lo, max_tokens=hi)).process(record)
     assert out == (record if reason is None else Drop(reason))
 

@@ -8,6 +8,7 @@ from factory.recipe import ParseConfig
 from factory.record import Record
 from factory.stage import Drop
 from filters.parse_answer import ParseAnswer
+from tests.helpers import trace
 
 OK = [
     # (completion, reasoning, answer, think_tags)
@@ -82,13 +83,5 @@ def test_hostile_text_does_not_raise():
 
 
 def _record(completion: str, finish: str = "stop") -> Record:
-    return Record(
-        problem_id="p",
-        source="s",
-        problem="q",
-        gold="1",
-        id="x",
-        completion=completion,
-        finish_reason=finish,
-        messages=[{"role": "system", "content": "S"}, {"role": "user", "content": "q"}],
-    )
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "q"}]
+    return trace(completion, finish, messages=messages)

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from factory.record import Record
 from factory.stage import Drop
 from filters.repetition import Repetition, repeated_ratio, repetition
+from tests.helpers import trace
 
 COT = r"""<think>
 We need the sum of the squares of the roots of $x^2 - 5x + 6 = 0$. By Vieta's formulas the
@@ -60,17 +60,7 @@ CASES = [
 
 @pytest.mark.parametrize(("completion", "reason"), CASES)
 def test_repetition(completion, reason):
-    record = Record(
-        problem_id="p",
-        source="s",
-        problem="q",
-        gold="1",
-        id="x",
-        completion=completion,
-        finish_reason="stop",
-        completion_tokens=100,
-        messages=[{"role": "user", "content": "q"}],
-    )
+    record = trace(completion, completion_tokens=100)
     out = Repetition(SimpleNamespace(n=4, max_ratio=0.4)).process(record)
     if reason is None:
         assert out is record

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from factory.record import Record
 from factory.stage import Drop
 from filters.think_format import ThinkFormat
+from tests.helpers import trace
 
 COT = "<think>\nWe need 3 + 4. That is 7.\n</think>\nThe answer is \\boxed{7}."
 BIG = "<think>" + "x" * 10_000_000 + "</think>\\boxed{1}"
@@ -62,15 +62,6 @@ def test_think_optional(completion, reason):
 
 
 def _check(stage: ThinkFormat, completion: str | None, finish: str, reason: str | None) -> None:
-    record = Record(
-        problem_id="p",
-        source="s",
-        problem="q",
-        gold="1",
-        id="x",
-        completion=completion,
-        finish_reason=finish,
-        messages=[{"role": "user", "content": "q"}],
-    )
+    record = trace(completion, finish)
     out = stage.process(record)
     assert out == (record if reason is None else Drop(reason))

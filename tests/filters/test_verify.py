@@ -13,7 +13,7 @@ from factory.stats import run_stats
 from filters.judge import judge_verdict
 from filters.verify import LabelChecker
 from tests.factory.teachers.fault_server import Faults, FaultServer
-from tests.helpers import REPO, problems_file
+from tests.helpers import REPO, loopback_overrides, problems_file
 
 PROBLEMS = 60
 
@@ -52,15 +52,8 @@ def _run(tmp_path, policy: str, **judge_faults):
         recipe = load_recipe(
             "math-cot",
             [
-                "source.kind=file",
-                f"source.path={problems}",
-                "source.id_field=id",
-                "source.limit=null",
-                "teacher.backend=openai",
-                "teacher.model=fake",
-                f"teacher.base_url={teacher.url}",
+                *loopback_overrides(teacher.url, problems),
                 "teacher.n=1",
-                "prompt.fewshot=null",
                 "dedup.problems.near=false",
                 "dedup.traces.near=false",
                 "verify.verifiers=[math, judge]",
