@@ -21,7 +21,6 @@ handles it and inline `<think>` output alike.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import subprocess
@@ -32,6 +31,7 @@ from factory.child import spawn_child
 from factory.errors import TeacherError, TeacherLoadError
 from factory.recipe import TeacherConfig
 from factory.teachers.base import Failure, Request, Sample
+from factory.teachers.openai_client import STOPPED
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class OpenAITeacher:
         self._client: tuple[Connection, subprocess.Popen] | None = _start_client()
 
     def _take_client(self) -> tuple[Connection, subprocess.Popen]:
-        """The client process started at load time; a later `generate` call starts a new one."""
+        """The client process kept from load time or the last call (or a new one)."""
         client, self._client = self._client or _start_client(), None
         return client
 
@@ -87,23 +87,39 @@ class OpenAITeacher:
                     self.retries += retries
                     yield pending.pop(request_id), result
         finally:
-            # interrupted or done: whatever is still in flight is simply asked again on resume
-            with contextlib.suppress(OSError):
-                conn.send(("stop", None))
-            try:
-                client.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                client.kill()
-                client.wait()
-            conn.close()
+            # done or interrupted: whatever is still in flight is simply asked again on resume;
+            # the client process is kept for the next call once it confirms the session ended
+            if _end_session(conn) and self._client is None:
+                self._client = (conn, client)
+            else:
+                _stop(conn, client)
 
     def close(self) -> None:
-        """Stop a client process that was started but never used."""
+        """Stop the client process kept between calls."""
         if self._client is not None:
-            conn, client = self._client
-            conn.close()  # EOF: the child exits
-            client.wait(timeout=30)
+            _stop(*self._client)
             self._client = None
+
+
+def _end_session(conn: Connection) -> bool:
+    """Stop the session; True once the client says every result of it has been sent."""
+    try:
+        conn.send(("stop", None))
+        while conn.poll(30):
+            if conn.recv() == STOPPED:  # results of abandoned requests before it are dropped
+                return True
+    except (OSError, EOFError):
+        pass
+    return False
+
+
+def _stop(conn: Connection, client: subprocess.Popen) -> None:
+    conn.close()  # EOF: the child exits
+    try:
+        client.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        client.kill()
+        client.wait()
 
 
 def _start_client() -> tuple[Connection, subprocess.Popen]:

@@ -2,8 +2,11 @@
 
 Started by factory/teachers/openai.py as `python -m factory.teachers.openai_client FD`, where
 FD is its end of a socket pair. It imports the client and says ("ready", version) — that is
-the teacher's load time — then waits for (teacher config, base url, api key); then
-("requests", [Request, ...]) batches arrive until ("stop", None) or EOF, and lists of
+the teacher's load time. Then, once per `generate` call (a session), it takes (teacher config,
+base url, api key); ("requests", [Request, ...]) batches arrive until ("stop", None), answered
+by "stopped" once nothing of that session is left to send, so the process serves the next
+session without importing anything again (an LLM judge calls `generate` once per batch); EOF
+ends it. Lists of
 (request id, Sample | Failure, retries) leave as results land, gathered for 2 ms per message. The
 socket is read and written by the event loop itself (asyncio streams): no helper threads, whose
 GIL hand-offs cost more than the requests (a threaded version ran ~1.6x the CPU of a bare
@@ -29,6 +32,7 @@ from factory.recipe import TeacherConfig
 from factory.teachers.base import Failure, Request, Sample
 
 FLUSH_S = 0.002  # results wait this long to share a message: far below any request's latency
+STOPPED = "stopped"  # after a stop: every result of that session has been sent
 
 
 def main(fd: int) -> None:
@@ -37,7 +41,6 @@ def main(fd: int) -> None:
 
 
 async def _serve(sock: socket.socket) -> None:
-    loop = asyncio.get_running_loop()
     reader, writer = await asyncio.open_connection(sock=sock)
     try:
         import openai
@@ -47,10 +50,21 @@ async def _serve(sock: socket.socket) -> None:
         return
     writer.write(_frame(("ready", openai.__version__)))  # loaded: the parent's clock may start
     await writer.drain()
-    try:
-        cfg, base_url, api_key = await _receive(reader)
-    except asyncio.IncompleteReadError:
-        return
+    while True:  # one session per `generate` call, until the parent closes the socket
+        try:
+            cfg, base_url, api_key = await _receive(reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            break
+        if not await _session(openai, reader, writer, cfg, base_url, api_key):
+            break
+        writer.write(_frame(STOPPED))  # nothing of that session follows: the parent may reuse us
+        await writer.drain()
+    writer.close()
+
+
+async def _session(openai, reader, writer, cfg: TeacherConfig, base_url: str, api_key: str):
+    """Serve request batches until ("stop", None) (returns True) or EOF (returns False)."""
+    loop = asyncio.get_running_loop()
     client = openai.AsyncOpenAI(
         base_url=base_url, api_key=api_key, max_retries=0, timeout=cfg.request_timeout_s
     )
@@ -60,8 +74,9 @@ async def _serve(sock: socket.socket) -> None:
     landed: list[tuple[str, Sample | Failure, int]] = []
 
     def flush() -> None:  # every result that landed in the last FLUSH_S, as one message
-        writer.write(_frame(landed.copy()))
-        landed.clear()
+        if landed:
+            writer.write(_frame(landed.copy()))
+            landed.clear()
 
     async def one(request: Request) -> None:
         async with gate:
@@ -73,6 +88,7 @@ async def _serve(sock: socket.socket) -> None:
             loop.call_later(FLUSH_S, flush)
         landed.append((request.id, result, retries))
 
+    stopped = False
     try:
         while True:
             try:
@@ -80,6 +96,7 @@ async def _serve(sock: socket.socket) -> None:
             except (asyncio.IncompleteReadError, ConnectionError):  # the parent is gone
                 break
             if kind == "stop":
+                stopped = True
                 break
             for request in batch:
                 task = loop.create_task(one(request))
@@ -91,7 +108,8 @@ async def _serve(sock: socket.socket) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await client.close()
-        writer.close()
+    flush()  # what landed before the stop; a flush still scheduled then finds nothing
+    return stopped
 
 
 # The framing of multiprocessing.connection.Connection (a 4-byte big-endian length, then the

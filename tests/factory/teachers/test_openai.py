@@ -121,3 +121,25 @@ def test_openai_recipe_validation(bad):
         load_recipe(
             "math-cot", ["teacher.backend=openai", "teacher.base_url=http://127.0.0.1:1/v1", bad]
         )
+
+
+def test_one_client_process_serves_call_after_call_even_after_an_abandoned_one():
+    """A judge calls `generate` once per batch: the client process (and its `openai` import)
+    is reused, and results of requests abandoned mid-call never leak into the next call."""
+    with FaultServer(Faults(latency=(0.01, 0.03))) as server:
+        cfg = _cfg(server.url, concurrency=4)
+        teacher = OpenAITeacher(cfg)
+        try:
+            pid = teacher._client[1].pid
+            first = teacher.generate(_requests(40), cfg)
+            next(first)
+            first.close()  # abandoned with requests in flight
+            assert teacher._client[1].pid == pid
+            again = [Request(f"b{i}", r.messages, 0, i) for i, r in enumerate(_requests(12))]
+            results = dict((r.id, out) for r, out in teacher.generate(again, cfg))
+            assert sorted(results) == sorted(r.id for r in again)  # nothing from the first call
+            assert all(isinstance(s, Sample) for s in results.values())
+            assert teacher._client[1].pid == pid
+        finally:
+            teacher.close()
+        assert teacher._client is None
