@@ -80,9 +80,10 @@ def quality_stages(recipe: Recipe) -> list[Stage]:
 def build_stages(recipe: Recipe, generate: Stage) -> list[Stage]:
     """The pipeline as a plain list of steps; `generate` is the teacher (or, for reverify,
     the stage that turns existing traces into samples)."""
+    reverify = bool(recipe.source.completion_field)  # traces of one problem share its text
     return [
         HasGold(),
-        *dedup_stages(recipe.dedup.problems, "problems"),
+        *([] if reverify else dedup_stages(recipe.dedup.problems, "problems")),
         generate,
         ParseAnswer(recipe.parse),
         *quality_stages(recipe),

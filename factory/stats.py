@@ -27,16 +27,18 @@ FROM generated GROUP BY source ORDER BY source
 
 # every pair of verifiers that judged the same traces: their verdicts side by side
 AGREEMENT = """
-WITH judged AS (
-    SELECT id, verdicts FROM traces
-    UNION ALL
-    SELECT id, verdicts FROM rejects WHERE len(verdicts) > 1
+WITH judged AS (  -- one key per row: ids of re-verified inputs need not be unique
+    SELECT row_number() OVER () AS k, verdicts FROM (
+        SELECT verdicts FROM traces
+        UNION ALL
+        SELECT verdicts FROM rejects WHERE len(verdicts) > 1
+    )
 ), v AS (
-    SELECT id, unnest(verdicts, recursive := true) FROM judged
+    SELECT k, unnest(verdicts, recursive := true) FROM judged
 )
 SELECT a.verifier AS verifier_a, b.verifier AS verifier_b,
        a.verdict AS verdict_a, b.verdict AS verdict_b, count(*) AS n
-FROM v AS a JOIN v AS b ON a.id = b.id AND a.verifier < b.verifier
+FROM v AS a JOIN v AS b ON a.k = b.k AND a.verifier < b.verifier
 GROUP BY ALL ORDER BY verifier_a, verifier_b, verdict_a, verdict_b
 """
 
@@ -52,7 +54,8 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
     try:
         by_source = _rows(con, BY_SOURCE)
         drops = _rows(con, DROPS)
-        agreement = _rows(con, AGREEMENT)
+        columns = {r[0] for r in con.execute("DESCRIBE traces").fetchall()}
+        agreement = _rows(con, AGREEMENT) if "verdicts" in columns else []  # older runs: none
     finally:
         con.close()
     return {

@@ -49,3 +49,19 @@ def test_a_wrong_completion_column_is_named(tmp_path):
 def test_traces_cannot_come_from_a_procedural_source():
     bad = factory("run", "recipe=math-cot", "source.completion_field=completion", "--dry-run")
     assert bad.returncode == 2 and "source.kind=file|hub" in bad.stderr
+
+
+def test_every_trace_is_judged_even_with_problem_dedup_on(tmp_path):
+    """Traces of one problem share its text, so problem dedup never applies to them."""
+    out = tmp_path / "run"
+    done = factory("run", "recipe=reverify", "dedup.problems.exact=true", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["funnel"]["generated"] == 13 and m["funnel"]["verified"] == 8
+
+
+def test_duplicate_trace_ids_are_refused_before_any_work(tmp_path):
+    bad = factory("run", "recipe=reverify", "source.id_field=problem", "--out", str(tmp_path))
+    assert bad.returncode == 2
+    assert "sample-traces.jsonl:2" in bad.stderr and "already used at" in bad.stderr
+    assert "traces need unique ids" in bad.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import ProblemSourceError
-from factory.problems.mapping import check_columns, check_row, row_to_record
+from factory.problems.mapping import UniqueIds, check_columns, check_row, row_to_record
 from factory.recipe import SourceConfig
 from factory.record import Record
 
@@ -64,10 +64,12 @@ def check(cfg: SourceConfig) -> int:
     """Read the whole file (up to `limit`) once; return the row count or raise a clear error."""
     path = _path(cfg)
     count = 0
+    ids = UniqueIds(cfg)
     for where, row in _rows(path):
         if count == 0:
             check_columns(cfg, str(path), list(row))
         check_row(cfg, f"{path}:{where}", row)
+        ids.check(f"{path}:{where}", row)
         count += 1
         if cfg.limit is not None and count >= cfg.limit:
             break

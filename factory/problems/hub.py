@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from factory.errors import ProblemSourceError
-from factory.problems.mapping import check_columns, check_row, row_to_record
+from factory.problems.mapping import UniqueIds, check_columns, check_row, row_to_record
 from factory.recipe import SourceConfig
 from factory.record import Record
 
@@ -30,8 +30,10 @@ def _load(cfg: SourceConfig):
 def check(cfg: SourceConfig) -> int:
     ds = _load(cfg)
     count = len(ds) if cfg.limit is None else min(cfg.limit, len(ds))
+    ids = UniqueIds(cfg)
     for index in range(count):
         check_row(cfg, f"dataset '{cfg.name}' row {index}", ds[index])
+        ids.check(f"dataset '{cfg.name}' row {index}", ds[index])
     return count
 
 

@@ -33,6 +33,25 @@ def row_to_record(cfg: SourceConfig, label: str, index: int, row: dict[str, Any]
     return record
 
 
+class UniqueIds:
+    """Traces to re-verify need unique ids (`source.id_field`): each is one output row."""
+
+    def __init__(self, cfg: SourceConfig) -> None:
+        self.cfg, self.seen = cfg, {}
+
+    def check(self, where: str, row: dict[str, Any]) -> None:
+        if not (self.cfg.completion_field and self.cfg.id_field):
+            return
+        key = row.get(self.cfg.id_field)
+        if key in self.seen:
+            raise ProblemSourceError(
+                f"{where}: source.id_field '{self.cfg.id_field}' value {str(key)[:80]!r} was "
+                f"already used at {self.seen[key]}; traces need unique ids (choose another "
+                "column, or leave source.id_field unset to number the rows)"
+            )
+        self.seen[key] = where
+
+
 def check_row(cfg: SourceConfig, where: str, row: dict[str, Any]) -> None:
     """Raise a clear error for a row that cannot become a problem (gold may be missing)."""
     question = row.get(cfg.question_field)

@@ -89,6 +89,7 @@ class GenerationStore:
         self._failures = Journal(self.root / "failures.jsonl", sync_every=1)
         self._dispatch = Journal(self.root / "dispatch.jsonl")
         self._dispatch.append({"attempt": self.attempt})
+        self._dispatch.sync()  # the attempt's number must not be reused after a power cut
         return self
 
     def _count_wasted(self, failed_in: set[tuple[str, int]]) -> None:

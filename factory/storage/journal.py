@@ -1,9 +1,10 @@
 """An append-only journal of JSON records that survives `kill -9` at any byte.
 
-Each line is `<crc32 hex> <json>\\n`. Lines reach the OS at least every `flush_s` seconds (a
-write per record cost more than the rest of the bookkeeping), so a killed process loses at most
-that window of records — which are then simply asked for again; `fsync` runs every
-`sync_every` records and on close, for machine crashes. On open, a torn or corrupt *last* line (no newline,
+Each line is `<crc32 hex> <json>\\n`, handed to the OS with one unbuffered write as it is
+appended, so a killed process loses nothing it has appended (a buffer would hold the last
+results of a burst for as long as the next one takes: minutes with a slow teacher). A write
+costs a few microseconds, nothing next to a generation; `fsync` runs every `sync_every`
+records and on close, for machine crashes. On open, a torn or corrupt *last* line (no newline,
 bad JSON or bad checksum) is the trace of a crash and is cut off; damage anywhere else is not a
 crash and is refused with the file and line, since silently skipping it would lose data.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,27 +67,21 @@ def read_journal(path: Path, repair: bool = True) -> Iterator[dict[str, Any]]:
 
 
 class Journal:
-    def __init__(self, path: Path, sync_every: int = 256, flush_s: float = 0.05) -> None:
+    def __init__(self, path: Path, sync_every: int = 256) -> None:
         self.path = path
-        self.sync_every, self.flush_s = sync_every, flush_s
-        self._fh = path.open("ab")
+        self.sync_every = sync_every
+        self._fh = path.open("ab", buffering=0)  # each record is one write(2), nothing buffered
         self._pending = 0
-        self._flushed_at = time.monotonic()
 
     def append(self, obj: dict[str, Any]) -> None:
-        self._fh.write(_encode(obj))
+        self._fh.write(_encode(obj))  # in the OS page cache now: a killed process loses nothing
         self._pending += 1
         if self._pending >= self.sync_every:
             self.sync()
-        elif time.monotonic() - self._flushed_at >= self.flush_s:
-            self._fh.flush()  # in the OS page cache now: a killed process loses nothing more
-            self._flushed_at = time.monotonic()
 
     def sync(self) -> None:
-        self._fh.flush()
         os.fsync(self._fh.fileno())
         self._pending = 0
-        self._flushed_at = time.monotonic()
 
     def close(self) -> None:
         if not self._fh.closed:

@@ -91,11 +91,11 @@ class RunDir:
         version = self.version_dir(run_id)
         write_json(version / MANIFEST, manifest)
         fsync_dir(version)
-        for name in (*TABLES, MANIFEST):  # fixed links into .current (made once)
-            _link(self.path / name, Path(CURRENT) / name)
         crash_point("publish_before_swap")
         _link(self.path / CURRENT, Path(".versions") / run_id)
         crash_point("publish_after_swap")
+        for name in (*TABLES, MANIFEST):  # fixed links into .current (made once; after the
+            _link(self.path / name, Path(CURRENT) / name)  # swap, so an older layout's stay valid)
         shutil.rmtree(self.staging, ignore_errors=True)
         self._drop_unpublished_versions()
 
@@ -103,9 +103,13 @@ class RunDir:
         """Remove versions that are not current (older runs, or a crash before the swap)."""
         if not self.versions.exists():
             return
-        live = current_version(self.path)
+        live = {current_version(self.path)}
+        for table in TABLES:  # an older layout linked each table straight into its version
+            link = self.path / table
+            if link.is_symlink() and Path(os.readlink(link)).parts[:1] == (".versions",):
+                live.add(self.versions / Path(os.readlink(link)).parts[1])
         for version in self.versions.iterdir():
-            if version != live:
+            if version not in live:
                 shutil.rmtree(version, ignore_errors=True)
 
 

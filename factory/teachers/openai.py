@@ -43,6 +43,7 @@ class OpenAITeacher:
         self.api_key = os.environ.get(cfg.api_key_env) or "not-needed"  # local servers take any key
         self.retries = 0  # retried attempts over the teacher's life, for accounting
         self._client: tuple[Connection, subprocess.Popen] | None = _start_client()
+        self._closed = False
 
     def _take_client(self) -> tuple[Connection, subprocess.Popen]:
         """The client process kept from load time or the last call (or a new one)."""
@@ -54,7 +55,12 @@ class OpenAITeacher:
         self, requests: Iterable[Request], cfg: TeacherConfig
     ) -> Iterator[tuple[Request, Sample | Failure]]:
         conn, client = self._take_client()
-        conn.send((cfg, self.base_url, self.api_key))
+        try:
+            conn.send((cfg, self.base_url, self.api_key))
+        except OSError:  # the kept process died while idle: a fresh one serves this call
+            _stop(conn, client)
+            conn, client = _start_client()
+            conn.send((cfg, self.base_url, self.api_key))
         pending: dict[str, Request] = {}
         it = iter(requests)
         exhausted = False
@@ -89,13 +95,15 @@ class OpenAITeacher:
         finally:
             # done or interrupted: whatever is still in flight is simply asked again on resume;
             # the client process is kept for the next call once it confirms the session ended
-            if _end_session(conn) and self._client is None:
+            if _end_session(conn) and self._client is None and not self._closed:
                 self._client = (conn, client)
             else:
                 _stop(conn, client)
 
     def close(self) -> None:
-        """Stop the client process kept between calls."""
+        """Stop the client process kept between calls (and any a suspended call still holds:
+        it is stopped, not kept, when that call ends)."""
+        self._closed = True
         if self._client is not None:
             _stop(*self._client)
             self._client = None

@@ -102,7 +102,9 @@ async def _session(openai, reader, writer, cfg: TeacherConfig, base_url: str, ap
                 task = loop.create_task(one(request))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-            await writer.drain()
+            # no `await writer.drain()` here: waiting for the parent to read results while it
+            # is blocked sending the next batch would deadlock both; the parent's window
+            # (2 x concurrency requests) already bounds what can pile up unsent
     finally:
         for task in list(tasks):
             task.cancel()

@@ -111,3 +111,25 @@ def test_empty_table_still_gets_one_shard(tmp_path):
         ).publish()
     assert files[0]["path"] == "data/train-00000-of-00001.parquet" and files[0]["rows"] == 0
     assert pq.read_table(tmp_path / files[0]["path"]).schema == arrow_schema()
+
+
+def test_a_run_directory_of_the_older_layout_keeps_its_data_and_moves_on(tmp_path):
+    """Before `.current`, each table linked straight into its version and the manifest was a
+    plain file: opening such a folder must not delete the version those links point at."""
+    import os
+
+    run = tmp_path / "run"
+    with RunDir(run) as rd:
+        _publish_version(rd, "v1", 3)
+    for table in ("data", "rejects", "problems"):  # rewrite it as the older layout
+        (run / table).unlink()
+        os.symlink(f".versions/v1/{table}", run / table)
+    manifest = (run / ".versions" / "v1" / "manifest.json").read_text()
+    (run / "manifest.json").unlink()
+    (run / "manifest.json").write_text(manifest)
+    (run / ".current").unlink()
+    with RunDir(run) as rd:
+        assert rd.manifest()["run_id"] == "v1" and pq.read_table(run / "data").num_rows == 3
+        _publish_version(rd, "v2", 5)
+    assert read_manifest(run)["run_id"] == "v2" and pq.read_table(run / "data").num_rows == 5
+    assert sorted(p.name for p in (run / ".versions").iterdir()) == ["v2"]

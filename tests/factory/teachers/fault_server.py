@@ -41,6 +41,7 @@ class Faults:
     judge_lenient: str = ""  # ...and call answers ending in this correct even when wrong
     judge_harsh: str = ""  # ...and answers ending in this incorrect even when right
     code: dict[str, str] = field(default_factory=dict)  # entry point → program to answer with
+    pad: int = 0  # characters of filler added to each reasoning (long answers)
 
 
 _JUDGED = re.compile(r"Problem: Calculate (-?\d+) ([-+*]) (-?\d+)\.[\s\S]*final answer: (\S*)")
@@ -152,6 +153,8 @@ class FaultServer:
         reasoning, value = answer_for(prompt, f)
         finish = "stop"
         content = f"The answer is \\boxed{{{value}}}."
+        if f.pad:
+            reasoning = f"{reasoning} {'y' * f.pad}"
         if f.judge:
             reasoning, content = "Comparing the answers.", judge_reply(prompt, f)
         for entry_point, program in f.code.items():

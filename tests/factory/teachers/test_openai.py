@@ -143,3 +143,28 @@ def test_one_client_process_serves_call_after_call_even_after_an_abandoned_one()
         finally:
             teacher.close()
         assert teacher._client is None
+
+
+def test_long_prompts_and_answers_at_high_concurrency_do_not_deadlock():
+    """Megabytes in flight both ways: the parent blocked sending a batch while the client
+    waits for it to read results would hang forever (it did, before the client stopped
+    waiting on its writes)."""
+    import threading
+
+    with FaultServer(Faults(pad=50_000)) as server:
+        cfg = _cfg(server.url, concurrency=128)
+        requests = [
+            Request(
+                f"id{i}", ({"role": "user", "content": f"Calculate {i} + 2. " + "x" * 8000},), 0, i
+            )
+            for i in range(600)
+        ]
+        done: list = []
+        worker = threading.Thread(
+            target=lambda: done.extend(OpenAITeacher(cfg).generate(requests, cfg)), daemon=True
+        )
+        worker.start()
+        worker.join(180)
+    assert not worker.is_alive(), "the openai teacher hung"
+    assert len(done) == 600 and all(isinstance(s, Sample) for _, s in done)
+    assert len(done[0][1].text) > 50_000
