@@ -42,6 +42,32 @@ def show_stats(stats: dict[str, Any]) -> None:
     drops = stats["drop_reasons"]
     if drops:
         console.print(table("drop reasons", list(drops[0]), [tuple(r.values()) for r in drops]))
+    decon = stats.get("decontamination")
+    if decon:
+        rows = [
+            (level, bench, decon[level]["hits"].get(bench, 0), items)
+            for level in ("problems", "traces")
+            if level in decon
+            for bench, items in decon["benchmarks"].items()
+        ]
+        console.print(
+            table(
+                f"decontamination ({decon['n']}-gram overlap)",
+                ["level", "benchmark", "hits", "benchmark items"],
+                rows,
+            )
+        )
+        examples = [
+            e for level in ("problems", "traces") for e in decon.get(level, {}).get("examples", [])
+        ]
+        if examples:
+            console.print(
+                table(
+                    "contamination examples",
+                    ["id", "benchmark", "item", "matched n-gram"],
+                    [(e["id"], e["benchmark"], e["item"], e["ngram"]) for e in examples],
+                )
+            )
     for pair in stats.get("verifier_agreement", []):
         a, b = pair["a"], pair["b"]
         console.print(

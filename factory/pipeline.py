@@ -81,15 +81,46 @@ def build_stages(recipe: Recipe, generate: Stage) -> list[Stage]:
     """The pipeline as a plain list of steps; `generate` is the teacher (or, for reverify,
     the stage that turns existing traces into samples)."""
     reverify = bool(recipe.source.completion_field)  # traces of one problem share its text
+    contamination = decontamination_stages(recipe)
     return [
         HasGold(),
         *([] if reverify else dedup_stages(recipe.dedup.problems, "problems")),
+        *contamination["problems"],
         generate,
         ParseAnswer(recipe.parse),
         *quality_stages(recipe),
         Verify(build_checkers(recipe), recipe.verify.policy),
+        *contamination["traces"],
         *dedup_stages(recipe.dedup.traces, "traces"),
     ]
+
+
+def decontamination_stages(recipe: Recipe) -> dict[str, list[Stage]]:
+    """Problems are checked before generation (no teacher time on a leaked item), traces
+    after verification; one benchmark index serves both."""
+    cfg = recipe.decontaminate
+    if not cfg.enabled:
+        return {"problems": [], "traces": []}
+    from filters.decontaminate import BenchmarkIndex, Decontaminate
+
+    index = BenchmarkIndex(cfg.n)
+    for b in cfg.benchmarks:
+        index.add_file(b.name, Path(b.path), b.text_field, b.id_field)
+    return {
+        "problems": [Decontaminate(index, ["problem"], "problems")] if cfg.problems else [],
+        "traces": [Decontaminate(index, ["completion"], "traces")] if cfg.traces else [],
+    }
+
+
+def decontamination_report(recipe: Recipe, stages: list[Stage]) -> dict[str, Any] | None:
+    found = [s for s in stages if s.name.startswith("decontaminate_")]
+    if not found:
+        return None
+    return {
+        "n": recipe.decontaminate.n,
+        "benchmarks": dict(found[0].index.items),
+        **{s.name.removeprefix("decontaminate_"): s.report() for s in found},
+    }
 
 
 def funnel(source: StageStats, stages: list[Stage], kept: int) -> dict[str, int]:
@@ -285,6 +316,7 @@ def run_recipe(
             },
             "cost": _cost(recipe, generate, traces.total),
             "funnel": funnel(source_stats, stages, traces.total),
+            "decontamination": decontamination_report(recipe, stages),
             "stages": [source_stats.as_dict()] + [s.stats.as_dict() for s in stages],
             "tokens_kept": tokens,
             "rows": {"traces": traces.total, "rejects": rejects.total, "problems": problems.total},

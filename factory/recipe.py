@@ -247,6 +247,35 @@ class DedupConfig:
 
 
 @dataclass
+class BenchmarkFile:
+    name: str
+    path: str  # jsonl or parquet; relative paths resolve against the working directory
+    text_field: str = "problem"
+    id_field: str | None = None  # default: the row number
+
+
+def _shared_benchmarks() -> list[BenchmarkFile]:
+    return [
+        BenchmarkFile("gsm8k_test", "../shared/data/gsm8k/test.jsonl", "question"),
+        BenchmarkFile("math500", "../shared/data/math500/test.jsonl", "problem"),
+        BenchmarkFile("aime2024", "../shared/data/aime2024/test.jsonl", "problem", "id"),
+    ]
+
+
+@dataclass
+class DecontaminateConfig:
+    enabled: bool = False
+    n: int = 8  # word n-gram size (13 is also common)
+    problems: bool = True  # check problems before any generation
+    traces: bool = True  # check completions after verification
+    benchmarks: list[BenchmarkFile] = field(default_factory=_shared_benchmarks)
+
+    def __post_init__(self) -> None:
+        _require(self.n >= 3, "decontaminate.n", self.n, ">= 3")
+        _require(bool(self.benchmarks), "decontaminate.benchmarks", self.benchmarks, "one or more")
+
+
+@dataclass
 class Price:
     """US dollars per million tokens."""
 
@@ -323,6 +352,7 @@ class Recipe:
     filters: FiltersConfig = field(default_factory=FiltersConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     prices: dict[str, Price] = field(default_factory=dict)  # teacher model id → price
     budget_usd: float | None = None  # stop asking for new samples once spent

@@ -69,6 +69,7 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         "tokens_kept": manifest["tokens_kept"],
         "samples": manifest.get("samples", {}),
         "cost": manifest.get("cost", {}),
+        "decontamination": manifest.get("decontamination"),
         "stages": manifest["stages"],
         "seconds": manifest["seconds"],
     }
