@@ -248,7 +248,8 @@ def run_recipe(
         source = _tee(load_problems(recipe.source, rank, world_size), problems)
         stream, source_stats = chain(source, stages, on_drop, rank, world_size)
         tokens = {"prompt": 0, "completion": 0}
-        expected_new = max(0, expected * recipe.teacher.n // world_size - len(store.samples))
+        per_problem = 1 if recipe.source.completion_field else recipe.teacher.n  # reverify: one
+        expected_new = max(0, expected * per_problem // world_size - len(store.samples))
         downstream = stages[stages.index(generate) + 1 :]
 
         def acceptance() -> float | None:  # kept / samples that have passed every stage so far
