@@ -28,8 +28,7 @@ from factory.storage.rundir import RunDir
 from factory.storage.shards import ShardWriter
 from factory.teachers import Teacher, load_teacher
 from factory.traces import Traces
-from filters.dedup_exact import ExactDedup
-from filters.dedup_minhash import NearDedup
+from filters.dedup import Dedup
 from filters.has_gold import HasGold
 from filters.parse_answer import ParseAnswer
 from filters.verify import Verify, build_checkers
@@ -45,13 +44,11 @@ def new_run_id(recipe: Recipe) -> str:
     return f"{recipe.name}-{stamp}-{secrets.token_hex(2)}"
 
 
-def dedup_stages(cfg: DedupLevel, level: str) -> list[Stage]:
-    stages: list[Stage] = []
-    if cfg.exact:
-        stages.append(ExactDedup(cfg, level))
-    if cfg.near:
-        stages.append(NearDedup(cfg, level))
-    return stages
+def dedup_stages(recipe: Recipe, level: str, workdir: Path | None) -> list[Stage]:
+    cfg: DedupLevel = getattr(recipe.dedup, level)
+    if not (cfg.exact or cfg.near):
+        return []
+    return [Dedup(cfg, level, recipe.dedup, workdir)]
 
 
 def quality_stages(recipe: Recipe) -> list[Stage]:
@@ -77,21 +74,21 @@ def quality_stages(recipe: Recipe) -> list[Stage]:
     return stages
 
 
-def build_stages(recipe: Recipe, generate: Stage) -> list[Stage]:
+def build_stages(recipe: Recipe, generate: Stage, workdir: Path | None = None) -> list[Stage]:
     """The pipeline as a plain list of steps; `generate` is the teacher (or, for reverify,
-    the stage that turns existing traces into samples)."""
+    the stage that turns existing traces into samples). Dedup spills into `workdir`."""
     reverify = bool(recipe.source.completion_field)  # traces of one problem share its text
     contamination = decontamination_stages(recipe)
     return [
         HasGold(),
-        *([] if reverify else dedup_stages(recipe.dedup.problems, "problems")),
+        *([] if reverify else dedup_stages(recipe, "problems", workdir)),
         *contamination["problems"],
         generate,
         ParseAnswer(recipe.parse),
         *quality_stages(recipe),
         Verify(build_checkers(recipe), recipe.verify.policy),
         *contamination["traces"],
-        *dedup_stages(recipe.dedup.traces, "traces"),
+        *dedup_stages(recipe, "traces", workdir),
     ]
 
 
@@ -244,7 +241,7 @@ def run_recipe(
                 recipe.price(),
                 recipe.budget_usd,
             )
-        stages = build_stages(recipe, generate)
+        stages = build_stages(recipe, generate, out / ".work")
         source = _tee(load_problems(recipe.source, rank, world_size), problems)
         stream, source_stats = chain(source, stages, on_drop, rank, world_size)
         tokens = {"prompt": 0, "completion": 0}
@@ -318,6 +315,9 @@ def run_recipe(
             "cost": _cost(recipe, generate, traces.total),
             "funnel": funnel(source_stats, stages, traces.total),
             "decontamination": decontamination_report(recipe, stages),
+            "dedup": {
+                s.name.removeprefix("dedup_"): s.report() for s in stages if isinstance(s, Dedup)
+            },
             "stages": [source_stats.as_dict()] + [s.stats.as_dict() for s in stages],
             "tokens_kept": tokens,
             "rows": {"traces": traces.total, "rejects": rejects.total, "problems": problems.total},

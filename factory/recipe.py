@@ -216,22 +216,45 @@ class VerifyConfig:
 
 
 DedupField = Literal["problem", "completion", "reasoning", "answer"]
+Normalization = Literal["nfkc", "case", "whitespace", "punctuation", "latex"]
 
 
 @dataclass
 class DedupLevel:
-    exact: bool = True  # normalized-text hash (NFKC, case-folded, whitespace collapsed)
-    near: bool = True  # MinHash LSH near-duplicates (datasketch)
-    threshold: float = 0.8  # Jaccard similarity at or above which two texts are duplicates
+    exact: bool = True  # hash of the normalized text
+    near: bool = True  # MinHash LSH near-duplicates
+    threshold: float = 0.8  # estimated Jaccard similarity at or above which texts are duplicates
     num_perm: int = 128
+    bands: int | None = None  # LSH bands x rows; default: datasketch's choice for the threshold
+    rows: int | None = None
     shingle: int = 5  # word n-gram size
+    seed: int = 1  # MinHash permutations (same seed → same signatures as datasketch)
     fields: list[DedupField] = field(default_factory=lambda: ["problem"])
+    normalize: list[Normalization] = field(default_factory=lambda: ["nfkc", "case", "whitespace"])
+    keep: Literal["first", "shortest", "longest"] = "first"  # survivor of a cluster, by id/length
+    prefer_verified: bool = True  # a verified member survives before any unverified one
+    scope: Literal["global", "problem"] = (
+        "global"  # traces: "problem" compares a problem's samples only
+    )
 
     def __post_init__(self) -> None:
         _require(0 < self.threshold <= 1, "dedup.threshold", self.threshold, "0 < t <= 1")
         _require(self.num_perm >= 16, "dedup.num_perm", self.num_perm, ">= 16")
         _require(self.shingle >= 1, "dedup.shingle", self.shingle, ">= 1")
         _require(bool(self.fields), "dedup.fields", self.fields, "one or more of the text fields")
+        _require(
+            (self.bands is None) == (self.rows is None),
+            "dedup.bands",
+            (self.bands, self.rows),
+            "bands and rows both set, or neither (then the threshold picks them)",
+        )
+        if self.bands is not None and self.rows is not None:
+            _require(
+                self.bands >= 1 and self.rows >= 1 and self.bands * self.rows <= self.num_perm,
+                "dedup.bands",
+                (self.bands, self.rows),
+                f"bands x rows <= num_perm ({self.num_perm})",
+            )
 
 
 @dataclass
@@ -244,6 +267,14 @@ class TraceDedupLevel(DedupLevel):
 class DedupConfig:
     problems: DedupLevel = field(default_factory=DedupLevel)
     traces: TraceDedupLevel = field(default_factory=TraceDedupLevel)
+    workers: int = 2  # processes computing signatures (inputs above one batch)
+    batch: int = 4096  # texts per worker batch
+    memory_mb: int = 1024  # DuckDB's limit while grouping band keys (it spills beyond)
+
+    def __post_init__(self) -> None:
+        _require(self.workers >= 0, "dedup.workers", self.workers, ">= 0 (0: in process)")
+        _require(self.batch >= 1, "dedup.batch", self.batch, ">= 1")
+        _require(self.memory_mb >= 64, "dedup.memory_mb", self.memory_mb, ">= 64")
 
 
 @dataclass

@@ -57,6 +57,16 @@ class Record:
         out["meta"] = json.dumps(self.meta, sort_keys=True, ensure_ascii=False, default=str)
         return out
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Record:
+        """The record a parquet row was written from (extra columns are ignored)."""
+        values = {k: v for k, v in row.items() if k in RECORD_FIELDS}
+        meta = row.get("meta")
+        values["meta"] = json.loads(meta) if isinstance(meta, str) else meta or {}
+        values["messages"] = [dict(m) for m in values.get("messages") or []]
+        values["verdicts"] = [dict(v) for v in values.get("verdicts") or []]
+        return cls(**values)
+
 
 RECORD_FIELDS = tuple(f.name for f in fields(Record))
 

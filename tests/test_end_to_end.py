@@ -66,7 +66,7 @@ def test_funnel_adds_up(math_run):
     f = m["funnel"]
     assert f["problems"] == 8
     assert f["generated"] == stages["generate"]["inputs"] * recipe.teacher.n
-    for name in ("parse", "verify", "dedup_traces_exact", "dedup_traces_near"):
+    for name in ("parse", "verify", "dedup_problems", "dedup_traces"):
         s = stages[name]
         assert s["inputs"] - sum(s["drops"].values()) == s["outputs"], name
     assert f["generated"] >= f["parsed"] >= f["verified"] >= f["deduped"] == f["kept"]
@@ -180,12 +180,16 @@ def test_filter_change_reuses_every_sample(tmp_path, smollm2, model_cache):
     ]
     first = run_recipe(load_recipe("math-cot", args), tmp_path / "r", teacher=smollm2)
     assert first["teacher"]["requested"] == 8 and first["teacher"]["reused"] == 0
-    changed = load_recipe("math-cot", [*args, "dedup.traces.exact=false", "parse.think=required"])
+    changed = load_recipe(
+        "math-cot",
+        [*args, "dedup.traces.exact=false", "dedup.traces.near=false", "parse.think=required"],
+    )
     assert changed.generation_fingerprint() == first["generation_fingerprint"]
     second = run_recipe(changed, tmp_path / "r", teacher=smollm2)
     assert second["teacher"]["requested"] == 0 and second["teacher"]["reused"] == 8
     assert second["funnel"]["generated"] == 8 and second["run_id"] != first["run_id"]
-    assert "dedup_traces_exact" not in {s["name"] for s in second["stages"]}
+    assert "dedup_traces" not in {s["name"] for s in second["stages"]}
+    assert "traces" not in second["dedup"] and second["dedup"]["problems"]["rows"] == 4
     _, rows = query(
         tmp_path / "r",
         "SELECT DISTINCT run_id FROM traces UNION SELECT DISTINCT run_id FROM rejects",

@@ -57,6 +57,14 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 ) from None
             if not isinstance(row, dict):
                 raise ProblemSourceError(f"{path}:{lineno}: expected a JSON object per line")
+            if b"\\ud" in raw.lower():  # a \uD800-\uDFFF escape: check it is a proper pair
+                try:
+                    json.dumps(row, ensure_ascii=False).encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ProblemSourceError(
+                        f"{path}:{lineno}: a \\uD800-\\uDFFF escape without its pair (not "
+                        "valid Unicode text); fix or remove that line"
+                    ) from None
             yield lineno, row
 
 

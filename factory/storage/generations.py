@@ -39,16 +39,6 @@ from factory.storage.shards import sha256_file, write_parquet
 log = logging.getLogger(__name__)
 
 
-def _record(row: dict[str, Any]) -> Record:
-    fields = {k: v for k, v in row.items() if k in Record.__dataclass_fields__}
-    fields["meta"] = (
-        json.loads(row["meta"]) if isinstance(row.get("meta"), str) else row.get("meta") or {}
-    )
-    fields["messages"] = [dict(m) for m in fields.get("messages") or []]
-    fields["verdicts"] = [dict(v) for v in fields.get("verdicts") or []]
-    return Record(**fields)
-
-
 class GenerationStore:
     def __init__(self, root: Path, seal_rows: int = 5000, repair: bool = False) -> None:
         self.root = Path(root)
@@ -76,7 +66,7 @@ class GenerationStore:
         for shard in list(index["shards"]):
             self._load_shard(shard, index)
         for obj in read_journal(self.root / "journal.jsonl"):
-            record = _record(obj)
+            record = Record.from_row(obj)
             if record.id not in self.samples:
                 self.samples[record.id] = record
                 self._unsealed.append(record)
@@ -139,7 +129,7 @@ class GenerationStore:
             write_json(self.root / "index.json", index)
             return
         for row in pq.read_table(path).to_pylist():
-            self.samples.setdefault(row["id"], _record(row))
+            self.samples.setdefault(row["id"], Record.from_row(row))
 
     # ---- writing ------------------------------------------------------------------------
     def add(self, record: Record) -> None:

@@ -206,7 +206,10 @@ def _sample(response) -> Sample | str:
         or extra.get("reasoning_content")
         or extra.get("reasoning")
     )
+    if reasoning:
+        reasoning = _valid_utf8(reasoning)
     text = f"<think>\n{reasoning.strip()}\n</think>\n{content.lstrip()}" if reasoning else content
+    text = _valid_utf8(text)
     usage = getattr(response, "usage", None)
     return Sample(
         text=text,
@@ -215,6 +218,16 @@ def _sample(response) -> Sample | str:
         finish_reason=choice.finish_reason or "stop",
         reasoning=reasoning,
     )
+
+
+def _valid_utf8(text: str) -> str:
+    """A JSON reply may carry lone surrogates (`"\\udcff"`), which no parquet file can hold:
+    each becomes U+FFFD, as a UTF-8 decoder would have done with the raw bytes."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,20 @@ def test_malformed_jsonl_names_the_line(tmp_path):
         check_source(SourceConfig(kind="file", path=str(path)))
 
 
+def test_lone_surrogate_escape_names_the_line_and_a_proper_pair_passes(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        '{"question": "smile \\ud83d\\ude42", "answer": "1"}\n'
+        '{"question": "bad \\udcff", "answer": "2"}\n'
+    )
+    with pytest.raises(ProblemSourceError, match=r"p.jsonl:2: a .*escape without its pair"):
+        check_source(SourceConfig(kind="file", path=str(path)))
+    path.write_text('{"question": "smile \\ud83d\\ude42", "answer": "1"}\n')
+    assert [r.problem for r in load_problems(SourceConfig(kind="file", path=str(path)))] == [
+        "smile \U0001f642"
+    ]
+
+
 def test_non_object_line(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text('{"question": "q", "answer": "1"}\n[1, 2]\n')
