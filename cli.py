@@ -216,6 +216,38 @@ def stats(run_dir: Annotated[Path, typer.Argument(help="a finished run directory
 
 
 @app.command()
+def dedup(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    settings: Annotated[
+        list[str] | None, typer.Argument(help="dedup.* overrides, e.g. dedup.traces.threshold=0.8")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Dedup a finished run's traces again (other threshold, fields, policy); publishes a new
+    version of the run: factory dedup runs/x dedup.traces.threshold=0.8"""
+    from factory.dedup_run import dedup_run
+    from factory.errors import FactoryError
+
+    _setup_logging(verbose)
+    try:
+        m = dedup_run(run_dir, settings or [])
+    except FactoryError as exc:
+        _fail(exc)
+    report, before = m["dedup"]["traces"], m["rededup_of"]
+    drops = report["drops"]
+    typer.echo(
+        f"traces considered: {report['rows']} ({before['kept']} kept before, "
+        f"{before['earlier_duplicates']} earlier duplicates)"
+    )
+    typer.echo(
+        f"kept: {m['rows']['traces']}; duplicates: {drops.get('duplicate_exact', 0)} exact, "
+        f"{drops.get('duplicate_near', 0)} near; clusters: {report['clusters']}, "
+        f"largest {report['largest_cluster']}"
+    )
+    typer.echo(f"run directory: {run_dir} (new version {m['run_id']})")
+
+
+@app.command()
 def recipes() -> None:
     """List the recipes in recipes/ with their descriptions."""
     import yaml

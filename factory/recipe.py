@@ -447,6 +447,8 @@ class Recipe:
             recipe["teacher"].pop(execution_only)
         for accounting in ("prices", "budget_usd"):  # what it costs, not what it is
             recipe.pop(accounting)
+        for execution_only in ("workers", "batch", "memory_mb"):
+            recipe["dedup"].pop(execution_only)
         prompts = self.prompt_texts()
         if "judge" in self.verify.verifiers:
             prompts["judge"] = self.judge_prompt()

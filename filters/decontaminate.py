@@ -172,7 +172,7 @@ class BenchmarkIndex:
     def add(self, benchmark: str, item: str, text: str) -> None:
         self.items[benchmark] += 1
         buf, offsets = word_buffer([text])
-        hashes, _ = ngram_hashes(buf, offsets, self.n, False)
+        hashes, _, _ = ngram_hashes(buf, offsets, self.n, False)
         self._pending.append((len(self.owners), hashes))
         self.owners.append((benchmark, item, f" {' '.join(buf.tobytes().decode().split())} "))
 
@@ -184,7 +184,7 @@ class BenchmarkIndex:
         """`find` for each text: one compiled pass over all their n-grams."""
         self._merge()
         buf, offsets = word_buffer(texts)
-        hashes, starts = ngram_hashes(buf, offsets, self.n, False)
+        hashes, starts, _ = ngram_hashes(buf, offsets, self.n, False)
         first = first_hits(hashes, starts, self.keys, self.bitmap, self.shift)
         found: list[dict[str, str] | None] = [None] * len(texts)
         for d in np.flatnonzero(first >= 0):

@@ -185,7 +185,7 @@ class Dedup(Stage):
             con.execute(f"SET temp_directory = '{work / 'duckdb'}'")
             con.execute("SET preserve_insertion_order = false")
             table = con.sql(
-                "SELECT list(row) AS rows FROM read_parquet($files) GROUP BY band, key "
+                "SELECT list(row) AS rows FROM read_parquet($files) GROUP BY key "
                 "HAVING count(*) > 1",
                 params={"files": str(work / "bands-*.parquet")},
             ).to_arrow_table()
@@ -273,6 +273,7 @@ def _key64(text: str) -> int:
 
 
 def _write_bands(path: Path, first: int, keys: np.ndarray) -> None:
+    """(row, key) per band; the band number is mixed into the key (text_kernels.band_keys)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -280,7 +281,6 @@ def _write_bands(path: Path, first: int, keys: np.ndarray) -> None:
     table = pa.table(
         {
             "row": np.repeat(np.arange(first, first + n, dtype=np.int64), bands),
-            "band": np.tile(np.arange(bands, dtype=np.int16), n),
             "key": keys.reshape(-1).view(np.int64),
         }
     )

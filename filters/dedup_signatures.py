@@ -11,7 +11,7 @@ from functools import cache
 
 import numpy as np
 
-from filters.normalize import normalize
+from filters.normalize import normalize_bytes
 
 
 @cache
@@ -30,20 +30,25 @@ def sketch(
     bands: int,
     rows: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(exact keys int64[n], signatures uint32[n, num_perm], band keys uint64[n, bands])."""
+    """(exact keys int64[n], signatures uint32[n, num_perm], band keys uint64[n, bands]).
+
+    With `whitespace` among the steps the exact key is the kernel's hash of the text's words
+    joined by one space (64-bit; no extra pass); without it, a BLAKE2b of the text as is."""
     from filters.text_kernels import band_keys, fold32, ngram_hashes, pack, signatures
 
-    encoded = [normalize(t, steps).encode("utf-8", "surrogatepass") for t in texts]
-    exact = np.array(
-        [
-            int.from_bytes(hashlib.blake2b(e, digest_size=8).digest(), "little", signed=True)
-            for e in encoded
-        ],
-        dtype=np.int64,
-    )
+    collapse = "whitespace" in steps
+    encoded = [normalize_bytes(t, steps) for t in texts]
+    hashes, starts, whole = ngram_hashes(*pack(encoded), shingle, True)
+    if collapse:
+        exact = whole.view(np.int64)
+    else:
+        exact = np.array([_blake64(e) for e in encoded], dtype=np.int64)
     if bands == 0:  # exact only
         return exact, np.empty((len(texts), 0), np.uint32), np.empty((len(texts), 0), np.uint64)
-    hashes, starts = ngram_hashes(*pack(encoded), shingle, True)
     a, b = _permutations(num_perm, seed)
     sig = signatures(fold32(hashes), starts, a, b)
     return exact, sig, band_keys(sig, bands, rows)
+
+
+def _blake64(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)

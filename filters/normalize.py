@@ -3,7 +3,7 @@
 - `nfkc`: Unicode NFKC (full-width digits, ligatures, Ⅻ → XII, …)
 - `case`: case folding
 - `whitespace`: runs of whitespace → one space, trimmed (near-dup shingles are words, so this
-  only changes exact keys)
+  only changes exact keys; the dedup kernel also counts ASCII control characters as space)
 - `punctuation`: Unicode punctuation (category P*) → space; math symbols (+ = < ^ $) stay
 - `latex`: LaTeX spacing and sizing that does not change meaning: `\\,` `\\;` `\\:` `\\!`
   `\\quad` `\\qquad` `\\left` `\\right`; `\\dfrac`/`\\tfrac` → `\\frac`
@@ -35,7 +35,8 @@ def _punctuation() -> dict[int, str]:
     }
 
 
-def normalize(text: str, steps: Sequence[str]) -> str:
+def normalize_bytes(text: str, steps: Sequence[str]) -> bytes:
+    """`normalize` as UTF-8 (lone surrogates kept as their bytes, so nothing raises)."""
     if "latex" in steps:
         text = _FRAC.sub(r"\\frac", _LATEX.sub(" ", text))
     if text.isascii():
@@ -44,14 +45,19 @@ def normalize(text: str, steps: Sequence[str]) -> str:
             data = data.lower()
         if "punctuation" in steps:
             data = data.translate(_ASCII_PUNCT)
-        text = data.decode()
-    else:
-        if "nfkc" in steps:
-            text = unicodedata.normalize("NFKC", text)
-        if "case" in steps:
-            text = text.casefold()
-        if "punctuation" in steps:
-            text = text.translate(_punctuation())
+        if "whitespace" in steps:
+            data = b" ".join(data.split())
+        return data
+    if "nfkc" in steps:
+        text = unicodedata.normalize("NFKC", text)
+    if "case" in steps:
+        text = text.casefold()
+    if "punctuation" in steps:
+        text = text.translate(_punctuation())
     if "whitespace" in steps:
         text = _SPACE.sub(" ", text).strip()
-    return text
+    return text.encode("utf-8", "surrogatepass")
+
+
+def normalize(text: str, steps: Sequence[str]) -> str:
+    return normalize_bytes(text, steps).decode("utf-8", "surrogatepass")

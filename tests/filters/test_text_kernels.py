@@ -41,7 +41,7 @@ def _docs(count: int, seed: int = 0) -> list[str]:
 @pytest.mark.parametrize("n", [1, 3, 5, 8])
 def test_ngram_hashes_equal_the_python_reference(n):
     docs = _docs(120)
-    hashes, starts = ngram_hashes(*pack([d.encode() for d in docs]), n, True)
+    hashes, starts, _ = ngram_hashes(*pack([d.encode() for d in docs]), n, True)
     for i, doc in enumerate(docs):
         assert list(hashes[starts[i] : starts[i + 1]]) == [
             poly_hash64(s) for s in _shingles(doc, n)
@@ -49,7 +49,7 @@ def test_ngram_hashes_equal_the_python_reference(n):
 
 
 def test_short_texts_have_no_ngrams_unless_asked():
-    _, starts = ngram_hashes(*pack([b"", b"a b", b"a b c"]), 3, False)
+    _, starts, _ = ngram_hashes(*pack([b"", b"a b", b"a b c"]), 3, False)
     assert list(np.diff(starts)) == [0, 0, 1]
 
 
@@ -57,7 +57,7 @@ def test_short_texts_have_no_ngrams_unless_asked():
 def test_signatures_are_datasketchs(num_perm, seed, n):
     docs = _docs(150, seed)
     a, b = permutations(num_perm, seed)
-    hashes, starts = ngram_hashes(*pack([d.encode() for d in docs]), n, True)
+    hashes, starts, _ = ngram_hashes(*pack([d.encode() for d in docs]), n, True)
     sig = signatures(fold32(hashes), starts, a, b)
     for i, doc in enumerate(docs):
         m = MinHash(num_perm=num_perm, seed=seed, hashfunc=poly_hash32)
@@ -77,7 +77,7 @@ def test_equal_bands_give_equal_keys_and_lsh_candidates_match_datasketch():
     num_perm, threshold = 128, 0.6
     bands, rows = lsh_params(threshold, num_perm)
     a, b = permutations(num_perm, 1)
-    hashes, starts = ngram_hashes(*pack([d.encode() for d in docs]), 3, True)
+    hashes, starts, _ = ngram_hashes(*pack([d.encode() for d in docs]), 3, True)
     sig = signatures(fold32(hashes), starts, a, b)
     keys = band_keys(sig, bands, rows)
     ours = {
@@ -86,7 +86,7 @@ def test_equal_bands_give_equal_keys_and_lsh_candidates_match_datasketch():
         for j in range(i + 1, len(docs))
         if (keys[i] == keys[j]).any()
     }
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
     sketches = []
     for i, doc in enumerate(docs):
         m = MinHash(num_perm=num_perm, hashfunc=poly_hash32)
