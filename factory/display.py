@@ -68,6 +68,26 @@ def show_stats(stats: dict[str, Any]) -> None:
                     [(e["id"], e["benchmark"], e["item"], e["ngram"]) for e in examples],
                 )
             )
+    dedup = stats.get("dedup") or {}
+    if dedup:
+        console.print(
+            table(
+                "dedup",
+                ["level", "rows", "exact dups", "near dups", "clusters", "largest", "LSH b x r"],
+                [
+                    (
+                        level,
+                        d["rows"],
+                        d["drops"].get("duplicate_exact", 0),
+                        d["drops"].get("duplicate_near", 0),
+                        d["clusters"],
+                        d["largest_cluster"],
+                        f"{d['bands']} x {d['rows_per_band']}" if d["bands"] else "-",
+                    )
+                    for level, d in dedup.items()
+                ],
+            )
+        )
     for pair in stats.get("verifier_agreement", []):
         a, b = pair["a"], pair["b"]
         console.print(

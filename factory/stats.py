@@ -70,6 +70,7 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         "samples": manifest.get("samples", {}),
         "cost": manifest.get("cost", {}),
         "decontamination": manifest.get("decontamination"),
+        "dedup": manifest.get("dedup") or {},
         "stages": manifest["stages"],
         "seconds": manifest["seconds"],
     }

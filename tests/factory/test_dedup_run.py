@@ -149,6 +149,12 @@ def test_factory_dedup_cli_and_its_errors(tmp_path, traces_file):
     done = factory("dedup", str(out), "dedup.traces.threshold=0.6", "dedup.workers=0")
     assert done.returncode == 0, done.stderr
     assert "kept: 12; duplicates: 12 exact, 24 near" in done.stdout
+    shown = factory("stats", str(out))
+    assert shown.returncode == 0 and "dedup" in shown.stdout
+    assert any(
+        line.split()[:6] == ["│", "traces", "│", "48", "│", "12"]
+        for line in shown.stdout.splitlines()
+    ), shown.stdout
     bad = factory("dedup", str(out), "teacher.n=4")
     assert bad.returncode == 2 and "dedup.* settings only" in bad.stderr
     bad = factory("dedup", str(out), "dedup.traces.threshhold=0.6")
