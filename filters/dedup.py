@@ -95,10 +95,11 @@ class Dedup(Stage):
 
         schema = arrow_schema()
         writer = pq.ParquetWriter(work / "records.parquet", schema, compression="lz4")
-        ids: list[str] = []
+        ids: list = []  # pyarrow string arrays, one per batch: ~24 bytes per id
+        count = 0
         exact: list[np.ndarray] = []
-        unverified: list[bool] = []
-        length: list[int] = []
+        unverified: list[np.ndarray] = []
+        length: list[np.ndarray] = []
         it, size = iter(records), self.pool_cfg.batch
         group = max(1, self.pool_cfg.workers)
         sig_file = (work / "signatures.u32").open("wb")
@@ -112,11 +113,14 @@ class Dedup(Stage):
                 for batch, batch_texts, (ex, sig, keys) in zip(
                     batches, texts, results, strict=True
                 ):
-                    first = len(ids)
+                    first = count
+                    count += len(batch)
                     writer.write_table(pa.Table.from_pylist([r.row() for r in batch], schema))
-                    ids.extend(record_key(r) for r in batch)
-                    unverified.extend(r.verdict not in (None, "pass") for r in batch)
-                    length.extend(len(t) for t in batch_texts)
+                    ids.append(pa.array([record_key(r) for r in batch], pa.large_string()))
+                    unverified.append(
+                        np.array([r.verdict not in (None, "pass") for r in batch], dtype=bool)
+                    )
+                    length.append(np.array([len(t) for t in batch_texts], dtype=np.int64))
                     if self.cfg.scope == "problem":
                         mix = np.array([_key64(r.problem_id) for r in batch], dtype=np.int64)
                         ex = ex ^ mix
@@ -129,10 +133,10 @@ class Dedup(Stage):
             writer.close()
             sig_file.close()
         return {
-            "ids": ids,
+            "ids": pa.chunked_array(ids, pa.large_string()).combine_chunks(),
             "exact": np.concatenate(exact) if exact else np.empty(0, np.int64),
-            "unverified": np.array(unverified, dtype=bool),
-            "length": np.array(length, dtype=np.int64),
+            "unverified": np.concatenate(unverified) if unverified else np.zeros(0, bool),
+            "length": np.concatenate(length) if length else np.zeros(0, np.int64),
         }
 
     # ---- 2. cluster ---------------------------------------------------------------------
@@ -225,16 +229,17 @@ class Dedup(Stage):
         ids, exact = rows["ids"], rows["exact"]
         row = 0
         for batch in pq.ParquetFile(work / "records.parquet").iter_batches(batch_size=4096):
-            for values in batch.to_pylist():
+            winners = winner[row : row + batch.num_rows]
+            names = ids.take(winners).to_pylist()  # the survivors' ids, as cluster names
+            for values, survivor, name in zip(batch.to_pylist(), winners, names, strict=True):
                 record = Record.from_row(values)
-                survivor = int(winner[row])
-                record.dedup_cluster = ids[survivor]
+                record.dedup_cluster = name
                 if survivor == row:
                     yield record
                 elif self.cfg.exact and exact[survivor] == exact[row]:
-                    self.drop(record, Drop("duplicate_exact", cluster=ids[survivor]))
+                    self.drop(record, Drop("duplicate_exact", cluster=name))
                 else:
-                    self.drop(record, Drop("duplicate_near", cluster=ids[survivor]))
+                    self.drop(record, Drop("duplicate_near", cluster=name))
                 row += 1
 
     def _summarize(
@@ -287,8 +292,7 @@ def _write_bands(path: Path, first: int, keys: np.ndarray) -> None:
     pq.write_table(table, path, compression="none")
 
 
-def _argsort_strings(values: list[str]) -> np.ndarray:
-    import pyarrow as pa
+def _argsort_strings(values) -> np.ndarray:
     import pyarrow.compute as pc
 
-    return np.asarray(pc.sort_indices(pa.array(values, pa.string())), dtype=np.int64)
+    return np.asarray(pc.sort_indices(values), dtype=np.int64)
