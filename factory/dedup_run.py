@@ -24,17 +24,15 @@ from factory.recipe import Recipe, apply_override
 from factory.record import Record, arrow_schema
 from factory.stage import Drop, chain
 from factory.storage.rundir import RunDir, current_version
-from factory.storage.shards import ShardWriter
+from factory.storage.shards import ShardWriter, read_batches
 from factory.typed import build
 
 DEDUP_STAGES = ("dedup_traces", "dedup_traces_exact", "dedup_traces_near")  # older names too
 
 
 def _rows(folder: Path) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
     for file in sorted(folder.glob("*.parquet")):
-        for batch in pq.ParquetFile(file).iter_batches(batch_size=4096):
+        for batch in read_batches(file):
             yield from batch.to_pylist()
 
 

@@ -158,7 +158,8 @@ class BenchmarkIndex:
         if not path.is_file():
             raise ProblemSourceError(
                 f"decontaminate: benchmark '{name}' file not found: {path} (run from the "
-                "repository root with ../shared beside it, or set its path)"
+                "repository root with ../shared beside it, set its path in "
+                "decontaminate.benchmarks, or turn the check off: decontaminate.enabled=false)"
             )
         for i, row in enumerate(_rows(path)):
             if text_field not in row:

@@ -37,6 +37,7 @@ import numpy as np
 from factory.recipe import DedupConfig, DedupLevel
 from factory.record import Record, arrow_schema
 from factory.stage import Drop, Stage
+from factory.storage.shards import read_batches
 
 log = logging.getLogger(__name__)
 
@@ -224,11 +225,9 @@ class Dedup(Stage):
             shutil.rmtree(base or work, ignore_errors=True)
 
     def _replay(self, work: Path, rows: dict[str, Any], winner: np.ndarray) -> Iterator[Record]:
-        import pyarrow.parquet as pq
-
         ids, exact = rows["ids"], rows["exact"]
         row = 0
-        for batch in pq.ParquetFile(work / "records.parquet").iter_batches(batch_size=4096):
+        for batch in read_batches(work / "records.parquet"):
             winners = winner[row : row + batch.num_rows]
             names = ids.take(winners).to_pylist()  # the survivors' ids, as cluster names
             for values, survivor, name in zip(batch.to_pylist(), winners, names, strict=True):

@@ -33,12 +33,11 @@ def _path(cfg: SourceConfig) -> Path:
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number or row index, row) pairs; malformed JSON raises with the line number."""
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+        from factory.storage.shards import read_batches
 
         try:
-            pf = pq.ParquetFile(path)
             index = 0
-            for batch in pf.iter_batches(batch_size=4096):
+            for batch in read_batches(path):
                 for row in batch.to_pylist():
                     yield index, row
                     index += 1

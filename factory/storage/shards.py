@@ -31,6 +31,16 @@ def write_parquet(table, path: Path, compression: str | None, crash_site: str) -
         os.fsync(fh.fileno())
 
 
+def read_batches(path: Path):
+    """A parquet file's rows, one row group at a time. (`ParquetFile.iter_batches` pre-buffers
+    and keeps column chunks: reading a 2 GB file that way held ~2.5 KB per row read.)"""
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    for i in range(file.num_row_groups):
+        yield from file.read_row_group(i).to_batches()
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
