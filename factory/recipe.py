@@ -280,7 +280,7 @@ class DedupConfig:
 @dataclass
 class BenchmarkFile:
     name: str
-    path: str  # jsonl or parquet; relative paths resolve against the working directory
+    path: str  # jsonl or parquet; relative: against the working directory, else the repo root
     text_field: str = "problem"
     id_field: str | None = None  # default: the row number
 
