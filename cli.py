@@ -248,6 +248,37 @@ def dedup(
 
 
 @app.command()
+def publish(
+    run_dirs: Annotated[list[Path], typer.Argument(help="finished run directories, in order")],
+    to: Annotated[Path, typer.Option("--to", help="the dataset folder to write (or replace)")],
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option("--push-to-hub", help="also upload the folder to this Hub dataset repo"),
+    ] = None,
+    license: Annotated[str, typer.Option(help="license id for the dataset card")] = "other",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Write finished runs as one Hugging Face dataset folder (parquet shards + dataset card):
+    factory publish runs/a runs/b --to datasets/mix"""
+    from factory.errors import FactoryError
+    from factory.publish import publish as publish_runs
+    from factory.publish import push_to_hub as push
+
+    _setup_logging(verbose)
+    try:
+        done = publish_runs(run_dirs, to, license=license)
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(done.skipped.items()))
+        typer.echo(
+            f"published: {done.rows} rows in {done.shards} shard(s) to {done.folder}"
+            + (f" (skipped: {sum(done.skipped.values())}: {skipped})" if skipped else "")
+        )
+        if push_to_hub:
+            typer.echo(f"pushed: {push(done.folder, push_to_hub)}")
+    except FactoryError as exc:
+        _fail(exc)
+
+
+@app.command()
 def recipes() -> None:
     """List the recipes in recipes/ with their descriptions."""
     import yaml
