@@ -21,10 +21,10 @@ from typing import Any
 
 from factory.errors import RecipeError, RunDirError
 from factory.recipe import Recipe, apply_override
-from factory.record import Record, arrow_schema
+from factory.record import Record
 from factory.stage import Drop, chain
 from factory.storage.rundir import RunDir, current_version
-from factory.storage.shards import ShardWriter, read_batches
+from factory.storage.shards import read_batches
 from factory.typed import build
 
 DEDUP_STAGES = ("dedup_traces", "dedup_traces_exact", "dedup_traces_near")  # older names too
@@ -37,7 +37,7 @@ def _rows(folder: Path) -> Iterator[dict[str, Any]]:
 
 
 def dedup_run(path: Path, overrides: list[str]) -> dict[str, Any]:
-    from factory.pipeline import REJECT_COLUMNS, _iso, _problem_schema, new_run_id
+    from factory.pipeline import _iso, new_run_id, open_writers
     from filters.dedup import Dedup
 
     started = time.time()
@@ -58,30 +58,8 @@ def dedup_run(path: Path, overrides: list[str]) -> dict[str, Any]:
         recipe: Recipe = build(Recipe, data)
         cfg = recipe.dedup.traces
         run_id = new_run_id(recipe)
-        version = rundir.version_dir(run_id)
         fingerprint = _fingerprint(previous, recipe)
-        constants = {
-            "recipe": recipe.name,
-            "recipe_fingerprint": fingerprint,
-            "run_id": run_id,
-        }
-        shard = {"shard_rows": recipe.output.shard_rows, "compression": recipe.output.compression}
-        schema = arrow_schema()
-        traces = ShardWriter(
-            version, rundir.staging, "data", "train", schema, constants=constants, **shard
-        )
-        rejects = ShardWriter(
-            version,
-            rundir.staging,
-            "rejects",
-            "rejects",
-            arrow_schema(REJECT_COLUMNS),
-            constants=constants,
-            **shard,
-        )
-        problems = ShardWriter(
-            version, rundir.staging, "problems", "problems", _problem_schema(schema), **shard
-        )
+        traces, rejects, problems = open_writers(rundir, run_id, recipe, fingerprint)
         for row in _rows(source / "problems"):
             problems.add(row)
         earlier_duplicates = 0

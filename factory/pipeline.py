@@ -154,6 +154,32 @@ def _tee(records: Iterable[Record], writer: ShardWriter) -> Iterator[Record]:
         yield record
 
 
+def open_writers(
+    rundir: RunDir, run_id: str, recipe: Recipe, fingerprint: str
+) -> tuple[ShardWriter, ShardWriter, ShardWriter]:
+    """The traces, rejects and problems tables of a new version `run_id` of `rundir`."""
+    version = rundir.version_dir(run_id)
+    constants = {"recipe": recipe.name, "recipe_fingerprint": fingerprint, "run_id": run_id}
+    shard = {"shard_rows": recipe.output.shard_rows, "compression": recipe.output.compression}
+    schema = arrow_schema()
+    traces = ShardWriter(
+        version, rundir.staging, "data", "train", schema, constants=constants, **shard
+    )
+    rejects = ShardWriter(
+        version,
+        rundir.staging,
+        "rejects",
+        "rejects",
+        arrow_schema(REJECT_COLUMNS),
+        constants=constants,
+        **shard,
+    )
+    problems = ShardWriter(
+        version, rundir.staging, "problems", "problems", _problem_schema(schema), **shard
+    )
+    return traces, rejects, problems
+
+
 def default_out(recipe: Recipe, rank: int = 0, world_size: int = 1) -> Path:
     """Same teacher and prompts → same folder, so rerunning a command resumes it; each shard of
     a data-parallel run has its own folder."""
@@ -212,25 +238,7 @@ def run_recipe(
             return loaded
 
         # ---- writers (into a new version; published by symlink swap at the end) -------------
-        version = rundir.version_dir(run_id)
-        constants = {"recipe": recipe.name, "recipe_fingerprint": fingerprint, "run_id": run_id}
-        shard = {"shard_rows": recipe.output.shard_rows, "compression": recipe.output.compression}
-        schema = arrow_schema()
-        traces = ShardWriter(
-            version, rundir.staging, "data", "train", schema, constants=constants, **shard
-        )
-        rejects = ShardWriter(
-            version,
-            rundir.staging,
-            "rejects",
-            "rejects",
-            arrow_schema(REJECT_COLUMNS),
-            constants=constants,
-            **shard,
-        )
-        problems = ShardWriter(
-            version, rundir.staging, "problems", "problems", _problem_schema(schema), **shard
-        )
+        traces, rejects, problems = open_writers(rundir, run_id, recipe, fingerprint)
 
         def on_drop(record: Record, stage: str, drop: Drop) -> None:
             row = record.row()
