@@ -57,6 +57,8 @@ def dedup_run(path: Path, overrides: list[str]) -> dict[str, Any]:
             apply_override(data, item)
         recipe: Recipe = build(Recipe, data)
         cfg = recipe.dedup.traces
+        if not (cfg.exact or cfg.near):
+            raise RecipeError("dedup.traces: exact and near are both off: nothing to do")
         run_id = new_run_id(recipe)
         fingerprint = _fingerprint(previous, recipe)
         traces, rejects, problems = open_writers(rundir, run_id, recipe, fingerprint)
@@ -79,8 +81,6 @@ def dedup_run(path: Path, overrides: list[str]) -> dict[str, Any]:
             rejects.add({**record.row(), "stage": stage, "drop_reason": drop.reason})
 
         stage = Dedup(cfg, "traces", recipe.dedup, path / ".work")
-        if not (cfg.exact or cfg.near):
-            raise RecipeError("dedup.traces: exact and near are both off: nothing to do")
         stream, _ = chain(candidates(), [stage], on_drop)
         try:
             for record in stream:
@@ -121,9 +121,9 @@ def dedup_run(path: Path, overrides: list[str]) -> dict[str, Any]:
 def _fingerprint(previous: dict[str, Any], recipe: Recipe) -> str:
     """The run's fingerprint with the new dedup settings folded in (prompts are not reread:
     the samples were made with the ones the run recorded)."""
-    from factory.recipe import _digest
+    from factory.recipe import DEDUP_EXECUTION_ONLY, _digest
 
     dedup = recipe.to_dict()["dedup"]
-    for execution_only in ("workers", "batch", "memory_mb"):
+    for execution_only in DEDUP_EXECUTION_ONLY:
         dedup.pop(execution_only)
     return _digest({"base": previous["recipe_fingerprint"], "dedup": dedup})

@@ -263,6 +263,9 @@ class TraceDedupLevel(DedupLevel):
     fields: list[DedupField] = field(default_factory=lambda: ["problem", "completion"])
 
 
+DEDUP_EXECUTION_ONLY = ("workers", "batch", "memory_mb")  # how fast, not what is kept
+
+
 @dataclass
 class DedupConfig:
     problems: DedupLevel = field(default_factory=DedupLevel)
@@ -447,7 +450,7 @@ class Recipe:
             recipe["teacher"].pop(execution_only)
         for accounting in ("prices", "budget_usd"):  # what it costs, not what it is
             recipe.pop(accounting)
-        for execution_only in ("workers", "batch", "memory_mb"):
+        for execution_only in DEDUP_EXECUTION_ONLY:
             recipe["dedup"].pop(execution_only)
         prompts = self.prompt_texts()
         if "judge" in self.verify.verifiers:

@@ -22,7 +22,6 @@ resumed run, whose samples arrive in another order, keeps the same set.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -34,10 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from factory.errors import FactoryError
 from factory.recipe import DedupConfig, DedupLevel
 from factory.record import Record, arrow_schema
 from factory.stage import Drop, Stage
 from factory.storage.shards import read_batches
+from filters.dedup_signatures import blake64
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Dedup(Stage):
     ) -> None:
         self.name = f"dedup_{level}"
         super().__init__()
-        self.cfg, self.level, self.pool_cfg, self.workdir = cfg, level, pool, workdir
+        self.cfg, self.pool_cfg, self.workdir = cfg, pool, workdir
         if cfg.near:
             from filters.text_kernels import lsh_params
 
@@ -84,7 +85,10 @@ class Dedup(Stage):
                 )
             results = self._pool.map([(texts, *args) for texts in batches])
             if any(not isinstance(r, tuple) for r in results):
-                raise RuntimeError(f"{self.name}: a signature worker died (out of memory?)")
+                raise FactoryError(
+                    f"{self.name}: a signature worker died (out of memory?); lower "
+                    "dedup.batch or dedup.workers and rerun (generated samples are kept)"
+                )
             return results
         from filters.dedup_signatures import sketch
 
@@ -118,12 +122,10 @@ class Dedup(Stage):
                     count += len(batch)
                     writer.write_table(pa.Table.from_pylist([r.row() for r in batch], schema))
                     ids.append(pa.array([record_key(r) for r in batch], pa.large_string()))
-                    unverified.append(
-                        np.array([r.verdict not in (None, "pass") for r in batch], dtype=bool)
-                    )
+                    unverified.append(np.array([r.verdict != "pass" for r in batch], dtype=bool))
                     length.append(np.array([len(t) for t in batch_texts], dtype=np.int64))
                     if self.cfg.scope == "problem":
-                        mix = np.array([_key64(r.problem_id) for r in batch], dtype=np.int64)
+                        mix = np.array([blake64(r.problem_id.encode()) for r in batch], np.int64)
                         ex = ex ^ mix
                         keys = keys ^ mix.view(np.uint64)[:, None]
                     exact.append(ex)
@@ -268,12 +270,6 @@ class Dedup(Stage):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
-
-
-def _key64(text: str) -> int:
-    return int.from_bytes(
-        hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True
-    )
 
 
 def _write_bands(path: Path, first: int, keys: np.ndarray) -> None:

@@ -42,7 +42,7 @@ def sketch(
     if collapse:
         exact = whole.view(np.int64)
     else:
-        exact = np.array([_blake64(e) for e in encoded], dtype=np.int64)
+        exact = np.array([blake64(e) for e in encoded], dtype=np.int64)
     if bands == 0:  # exact only
         return exact, np.empty((len(texts), 0), np.uint32), np.empty((len(texts), 0), np.uint64)
     a, b = _permutations(num_perm, seed)
@@ -50,5 +50,6 @@ def sketch(
     return exact, sig, band_keys(sig, bands, rows)
 
 
-def _blake64(data: bytes) -> int:
+def blake64(data: bytes) -> int:
+    """A signed 64-bit BLAKE2b of `data` (exact keys, scope keys)."""
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
