@@ -49,6 +49,7 @@ from factory.errors import FactoryError
 from factory.record import Message, arrow_schema
 from factory.storage.atomic import fsync_dir, write_bytes
 from factory.storage.rundir import current_version, read_manifest
+from factory.storage.shards import write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,6 @@ def publish(
 ) -> Published:
     """Publish the kept traces of `run_dirs` (in order) as the dataset folder `folder`."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from factory.stats import run_stats
 
@@ -227,10 +227,8 @@ def publish(
         (tmp / "data").mkdir(parents=True)
         for i in range(shards):
             path = tmp / "data" / f"train-{i:05d}-of-{shards:05d}.parquet"
-            pq.write_table(
-                table.slice(i * rows_per_shard, rows_per_shard), path, compression="zstd"
-            )
-            _fsync_file(path)
+            shard = table.slice(i * rows_per_shard, rows_per_shard)
+            write_parquet(shard, path, "zstd", crash_site="shard_mid_write")
         fsync_dir(tmp / "data")
         write_bytes(tmp / CARD, render_card(facts).encode())
         fsync_dir(tmp)
@@ -339,11 +337,6 @@ def _exchange(a: Path, b: Path) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
         return False
     raise OSError(err, f"cannot swap {a} and {b}: {os.strerror(err)}")
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as fh:
-        os.fsync(fh.fileno())
 
 
 # --- checks (E1/E2 of RELIABILITY.md) ---------------------------------------------------------
