@@ -81,6 +81,8 @@ class Generate(Stage):
         self.cost_new = 0.0
         self.budget_exhausted = False
         self.progress: RunProgress | None = None  # set by the caller that displays it
+        # sample indices asked per problem; None = 0 … n-1 (adaptive rounds set later ranges)
+        self.sample_range: range | None = None
         self._slots: deque[_Slot] = deque()
         self._pending: dict[str, tuple[_Slot, int]] = {}
 
@@ -119,7 +121,12 @@ class Generate(Stage):
             slot = _Slot(problem, training)
             self._slots.append(slot)
             teacher_messages = tuple(self.prompts.teacher_messages(training))
-            for k in range(self.cfg.n):
+            indices = range(self.cfg.n) if self.sample_range is None else self.sample_range
+            # every slot of the problem is filled in before its first request goes out: a
+            # teacher that answers each request as it pulls it must not find the problem
+            # "ready" while its later samples have not been asked yet
+            ask = []
+            for k in indices:
                 rid = sample_id(problem.problem_id, k, self.fingerprint)
                 if rid in self.store.samples:
                     slot.results[k] = self.store.samples[rid]
@@ -129,9 +136,11 @@ class Generate(Stage):
                 else:
                     slot.results[k] = None
                     self._pending[rid] = (slot, k)
-                    self.requested += 1
-                    self.store.mark_sent(rid)  # the teacher pulls it now: dispatched
-                    yield Request(rid, teacher_messages, k, request_seed(rid, self.cfg.seed))
+                    ask.append((rid, k))
+            for rid, k in ask:
+                self.requested += 1
+                self.store.mark_sent(rid)  # the teacher pulls it now: dispatched
+                yield Request(rid, teacher_messages, k, request_seed(rid, self.cfg.seed))
 
     def _record_result(self, request: Request, result: Sample | Failure) -> None:
         crash_point("response_received")

@@ -22,6 +22,7 @@ from factory.progress import RunProgress
 from factory.prompt import PromptBuilder
 from factory.recipe import DedupLevel, Recipe
 from factory.record import Record, arrow_schema
+from factory.rounds import Rounds
 from factory.stage import Drop, Stage, StageStats, chain
 from factory.storage.generations import GenerationStore
 from factory.storage.rundir import RunDir
@@ -30,7 +31,9 @@ from factory.teachers import Teacher, load_teacher
 from factory.traces import Traces
 from filters.dedup import Dedup
 from filters.has_gold import HasGold
+from filters.majority_label import MajorityLabel
 from filters.parse_answer import ParseAnswer
+from filters.rejection_sampling import Select
 from filters.verify import Verify, build_checkers
 
 log = logging.getLogger(__name__)
@@ -76,20 +79,61 @@ def quality_stages(recipe: Recipe) -> list[Stage]:
 
 def build_stages(recipe: Recipe, generate: Stage, workdir: Path | None = None) -> list[Stage]:
     """The pipeline as a plain list of steps; `generate` is the teacher (or, for reverify,
-    the stage that turns existing traces into samples). Dedup spills into `workdir`."""
+    the stage that turns existing traces into samples). Barriers spill into `workdir`.
+
+    With adaptive sampling the teacher and the checks run inside one `Rounds` step (the next
+    round needs the verdicts of the last); `flat_stages` lists them one by one."""
     reverify = bool(recipe.source.completion_field)  # traces of one problem share its text
     contamination = decontamination_stages(recipe)
+    select = recipe.select
+    majority = (
+        [MajorityLabel(select.majority_vote, workdir)] if select.majority_vote.enabled else []
+    )
+    parse = ParseAnswer(recipe.parse)
+    verify = Verify(build_checkers(recipe), recipe.verify.policy)
+    checks = [parse, *quality_stages(recipe), *majority, verify]
+    if select.enabled and select.adaptive.enabled and isinstance(generate, Generate):
+        sampling: list[Stage] = [Rounds(generate, checks, select.k, select.adaptive.max_samples)]
+    else:
+        sampling = [generate, *checks]
     return [
-        HasGold(),
+        *([] if majority else [HasGold()]),  # a majority vote labels problems without gold
         *([] if reverify else dedup_stages(recipe, "problems", workdir)),
         *contamination["problems"],
-        generate,
-        ParseAnswer(recipe.parse),
-        *quality_stages(recipe),
-        Verify(build_checkers(recipe), recipe.verify.policy),
+        *sampling,
         *contamination["traces"],
         *dedup_stages(recipe, "traces", workdir),
+        *([Select(select, workdir)] if select.enabled else []),
+        *journey_stages(recipe, parse, verify),
     ]
+
+
+def journey_stages(recipe: Recipe, parse: ParseAnswer, verify: Verify) -> list[Stage]:
+    if not recipe.journey.enabled:
+        return []
+    from filters.journey import Journey, load_bridges
+
+    return [Journey(recipe.journey, load_bridges(recipe.journey_bridges_text()), parse, verify)]
+
+
+def flat_stages(stages: list[Stage]) -> list[Stage]:
+    """Every step once, in order, with the inner steps of a `Rounds` in its place."""
+    return [inner for s in stages for inner in (s.inner if isinstance(s, Rounds) else [s])]
+
+
+def selection_report(stages: list[Stage]) -> dict[str, Any] | None:
+    """Rejection sampling, adaptive rounds, majority votes and journeys, when the recipe uses
+    them (the manifest's `selection`)."""
+    report: dict[str, Any] = {}
+    for stage in stages:
+        if isinstance(stage, Rounds):
+            report["adaptive"] = stage.report()
+        elif isinstance(stage, Select) or stage.name == "journey":
+            report[stage.name] = stage.report()
+    for stage in flat_stages(stages):
+        if isinstance(stage, MajorityLabel):
+            report[stage.name] = stage.report()
+    return report or None
 
 
 def decontamination_stages(recipe: Recipe) -> dict[str, list[Stage]]:
@@ -134,6 +178,7 @@ def decontamination_report(recipe: Recipe, stages: list[Stage]) -> dict[str, Any
 
 
 def funnel(source: StageStats, stages: list[Stage], kept: int) -> dict[str, int]:
+    stages = flat_stages(stages)
     by_name = {s.name: s.stats for s in stages}
     by_name.setdefault("generate", by_name.get("traces"))  # reverify: traces read, not generated
     verified = by_name["verify"].outputs
@@ -148,8 +193,9 @@ def funnel(source: StageStats, stages: list[Stage], kept: int) -> dict[str, int]
     }
 
 
-def _tee(records: Iterable[Record], writer: ShardWriter) -> Iterator[Record]:
+def _tee(records: Iterable[Record], writer: ShardWriter, kind: str) -> Iterator[Record]:
     for record in records:
+        record.kind = kind  # `output.kind`: every sample of the problem inherits it
         writer.add({k: v for k, v in record.row().items() if k in PROBLEM_COLUMNS})
         yield record
 
@@ -240,11 +286,15 @@ def run_recipe(
         # ---- writers (into a new version; published by symlink swap at the end) -------------
         traces, rejects, problems = open_writers(rundir, run_id, recipe, fingerprint)
 
+        observers = []  # barriers that must also see the samples dropped before them
+
         def on_drop(record: Record, stage: str, drop: Drop) -> None:
             row = record.row()
             if drop.cluster is not None:
                 row["dedup_cluster"] = drop.cluster
             rejects.add({**row, "stage": stage, "drop_reason": drop.reason})
+            for observer in observers:
+                observer(record, stage, drop)
 
         # ---- stream ---------------------------------------------------------------------------
         prompts = PromptBuilder.from_recipe(recipe)
@@ -263,12 +313,14 @@ def run_recipe(
                 recipe.budget_usd,
             )
         stages = build_stages(recipe, generate, out / ".work")
-        source = _tee(load_problems(recipe.source, rank, world_size), problems)
+        observers.extend(s.observe_drop for s in stages if hasattr(s, "observe_drop"))
+        source = _tee(load_problems(recipe.source, rank, world_size), problems, recipe.output.kind)
         stream, source_stats = chain(source, stages, on_drop, rank, world_size)
         tokens = {"prompt": 0, "completion": 0}
         per_problem = 1 if recipe.source.completion_field else recipe.teacher.n  # reverify: one
         expected_new = max(0, expected * per_problem // world_size - len(store.samples))
-        downstream = stages[stages.index(generate) + 1 :]
+        every = flat_stages(stages)
+        downstream = every[every.index(generate) + 1 :]
 
         def acceptance() -> float | None:  # kept / samples that have passed every stage so far
             settled = traces.total + sum(sum(st.stats.drops.values()) for st in downstream)
@@ -284,7 +336,7 @@ def run_recipe(
             store.seal()
         finally:
             store.close()  # flush and fsync the journal, also on Ctrl-C / SIGTERM
-            for stage in stages:
+            for stage in flat_stages(stages):
                 if stage is not generate or teacher is None:  # a borrowed teacher stays open
                     stage.close()
 
@@ -339,7 +391,8 @@ def run_recipe(
             "dedup": {
                 s.name.removeprefix("dedup_"): s.report() for s in stages if isinstance(s, Dedup)
             },
-            "stages": [source_stats.as_dict()] + [s.stats.as_dict() for s in stages],
+            "selection": selection_report(stages),
+            "stages": [source_stats.as_dict()] + [s.stats.as_dict() for s in flat_stages(stages)],
             "tokens_kept": tokens,
             "rows": {"traces": traces.total, "rejects": rejects.total, "problems": problems.total},
             "files": files,

@@ -22,6 +22,7 @@ class RunProgress:
         self.expected_new, self.acceptance = max(expected_new, 0), acceptance
         self.console, self.interval_s = console, interval_s
         self.started = time.monotonic()
+        self._begun = False
         self._last_log = 0.0
         self._bar = self._task = None
 
@@ -53,8 +54,10 @@ class RunProgress:
             self._bar.stop()
 
     def begin(self) -> None:
-        """The teacher is ready: rates count from now, not from model loading."""
-        self.started = time.monotonic()
+        """The teacher is ready: rates count from now, not from model loading (adaptive
+        sampling calls this once per round; the first call counts)."""
+        if not self._begun:
+            self.started, self._begun = time.monotonic(), True
 
     def update(self, done: int, completion_tokens: int, cost: float) -> None:
         now = time.monotonic()

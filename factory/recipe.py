@@ -152,7 +152,9 @@ class ParseConfig:
     # required: a completion without exactly one <think>…</think> block is dropped (`no_think`).
     # optional: the text before the final-answer line becomes the reasoning.
     think: Literal["optional", "required"] = "optional"
-    answer: Literal["math", "code"] = "math"  # code: the final answer is a fenced program
+    # code: the final answer is a fenced program; text: the whole response after any think
+    # block is the answer (knowledge data: direct answers, no long reasoning required)
+    answer: Literal["math", "code", "text"] = "math"
 
 
 @dataclass
@@ -182,7 +184,7 @@ class JudgeConfig:
     max_completion_chars: int = 8000  # the tail of long traces is what the judge reads
 
 
-Verifier = Literal["math", "code", "judge", "label"]
+Verifier = Literal["math", "code", "judge", "label", "reference"]
 
 
 @dataclass
@@ -365,10 +367,75 @@ class FiltersConfig:
 
 
 @dataclass
+class MajorityVoteConfig:
+    """Pseudo-labels for problems without gold: the samples' most common final answer."""
+
+    enabled: bool = False
+    min_share: float = 0.5  # share of the problem's answers the top answer needs; ties: no label
+
+    def __post_init__(self) -> None:
+        _require(
+            0 < self.min_share <= 1, "select.majority_vote.min_share", self.min_share, "0 < s <= 1"
+        )
+
+
+@dataclass
+class AdaptiveConfig:
+    """Sample in rounds of `teacher.n` until `select.k` samples verify or the budget is spent."""
+
+    enabled: bool = False
+    max_samples: int = 16  # per-problem budget in samples (rounds = max_samples / teacher.n)
+
+    def __post_init__(self) -> None:
+        _require(self.max_samples >= 1, "select.adaptive.max_samples", self.max_samples, ">= 1")
+
+
+@dataclass
+class SelectConfig:
+    """Rejection sampling: up to k verified samples per problem, problems in a pass-rate window."""
+
+    enabled: bool = False
+    k: int = 1
+    policy: Literal["shortest", "longest", "random", "majority"] = "shortest"
+    seed: int = 0  # policy `random`: same seed → same picks
+    pass_rate: list[float] = field(default_factory=lambda: [0.0, 1.0])  # [low, high], inclusive
+    majority_vote: MajorityVoteConfig = field(default_factory=MajorityVoteConfig)
+    adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)
+
+    def __post_init__(self) -> None:
+        _require(self.k >= 1, "select.k", self.k, ">= 1")
+        low_high = len(self.pass_rate) == 2 and 0 <= self.pass_rate[0] <= self.pass_rate[1] <= 1
+        _require(
+            low_high, "select.pass_rate", self.pass_rate, "[low, high] with 0 <= low <= high <= 1"
+        )
+        if self.adaptive.enabled and self.majority_vote.enabled:
+            raise RecipeError(
+                "select.adaptive: cannot be combined with select.majority_vote (a round stops "
+                "when k samples verify, which needs gold before all samples are in)"
+            )
+
+
+@dataclass
+class JourneyConfig:
+    """Journey learning: a failed and a verified sample of one problem become one assistant turn
+    (the wrong attempt, a reflection bridge, the correct path), verified again."""
+
+    enabled: bool = False
+    share: float = 0.5  # at most this share of the output rows are journey rows
+    cut: Literal["first_error", "whole"] = "first_error"  # where the wrong attempt is cut
+    bridges: str = "prompts/journey-bridges.txt"  # reflection phrasings, relative to the recipe
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.share < 1, "journey.share", self.share, "0 <= share < 1")
+
+
+@dataclass
 class OutputConfig:
     shard_rows: int = 50_000
     compression: Literal["zstd", "snappy", "none"] = "zstd"
     seal_rows: int = 5_000  # generation journal → sealed sample shard every this many samples
+    kind: Literal["reasoning", "knowledge"] = "reasoning"  # the `kind` column of this run's rows
 
     def __post_init__(self) -> None:
         _require(self.shard_rows >= 1, "output.shard_rows", self.shard_rows, ">= 1")
@@ -387,6 +454,8 @@ class Recipe:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    journey: JourneyConfig = field(default_factory=JourneyConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     prices: dict[str, Price] = field(default_factory=dict)  # teacher model id → price
     budget_usd: float | None = None  # stop asking for new samples once spent
@@ -398,6 +467,17 @@ class Recipe:
                 f"parse.answer={self.parse.answer} with verify.verifiers={self.verify.verifiers}: "
                 "the code verifier needs parse.answer=code, and parse.answer=code needs it"
             )
+        if self.select.adaptive.enabled and not self.select.enabled:
+            raise RecipeError(
+                "select.adaptive.enabled: needs select.enabled=true (it samples until k verify)"
+            )
+        if self.select.adaptive.enabled and self.source.completion_field:
+            raise RecipeError(
+                "select.adaptive.enabled: re-verifying existing traces asks no teacher, so "
+                "there is nothing to sample adaptively (drop source.completion_field or this)"
+            )
+        if self.journey.enabled and self.parse.answer != "math":
+            raise RecipeError("journey.enabled: journey samples are built for parse.answer=math")
 
     def price(self) -> Price:
         return self.prices.get(self.teacher.model, Price())
@@ -441,6 +521,13 @@ class Recipe:
             raise RecipeError(f"verify.judge.prompt: {path} lacks the slots {missing}")
         return text
 
+    def journey_bridges_text(self) -> str:
+        """The journey bridge templates file (part of the recipe fingerprint when used)."""
+        path = self.prompt_path(self.journey.bridges)
+        if not path.is_file():
+            raise RecipeError(f"journey.bridges: file not found: {path}")
+        return path.read_text(encoding="utf-8")
+
     def fingerprint(self) -> str:
         """Changes with any setting that can change the output, or any prompt text: identifies
         what produced a dataset. Execution-only teacher settings (batch size, threads, server
@@ -455,6 +542,8 @@ class Recipe:
         prompts = self.prompt_texts()
         if "judge" in self.verify.verifiers:
             prompts["judge"] = self.judge_prompt()
+        if self.journey.enabled:
+            prompts["journey_bridges"] = self.journey_bridges_text()
         return _digest({"recipe": recipe, "prompts": prompts})
 
     def generation_fingerprint(self) -> str:
@@ -512,6 +601,8 @@ def load_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Recip
     recipe = typed.build(Recipe, data)
     recipe.base_dir = path.resolve().parent
     recipe.prompt_texts()  # fail now on a missing prompt file, not after loading a model
+    if recipe.journey.enabled:
+        recipe.journey_bridges_text()
     return recipe
 
 

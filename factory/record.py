@@ -26,6 +26,10 @@ class Record:
     source: str
     problem: str
     gold: str | None
+    # "reasoning" (a chain-of-thought trace), "knowledge" (a direct answer, no long reasoning)
+    # or "journey" (a wrong attempt, its detection and the correction, built from two traces)
+    kind: str = "reasoning"
+    pseudo_label: bool = False  # gold is a majority vote of the samples, not the source's
     # --- one teacher sample (None until the teacher has answered) ---------------------
     id: str | None = None
     sample_index: int | None = None
@@ -89,8 +93,10 @@ def arrow_schema(extra: dict[str, str] | None = None):
         ("id", pa.string()),
         ("problem_id", pa.string()),
         ("source", pa.string()),
+        ("kind", pa.string()),
         ("problem", pa.string()),
         ("gold", pa.string()),
+        ("pseudo_label", pa.bool_()),
         ("sample_index", pa.int32()),
         ("messages", pa.list_(message)),
         ("completion", pa.string()),
