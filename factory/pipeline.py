@@ -113,7 +113,8 @@ def journey_stages(recipe: Recipe, parse: ParseAnswer, verify: Verify) -> list[S
         return []
     from filters.journey import Journey, load_bridges
 
-    return [Journey(recipe.journey, load_bridges(recipe.journey_bridges_text()), parse, verify)]
+    bridges = load_bridges(recipe.journey_bridges_text(), recipe.journey.bridges)
+    return [Journey(recipe.journey, bridges, parse, verify)]
 
 
 def flat_stages(stages: list[Stage]) -> list[Stage]:
