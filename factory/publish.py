@@ -1,8 +1,9 @@
 """`factory publish RUN_DIR... --to FOLDER`: finished runs → one Hugging Face dataset folder.
 
     FOLDER/
-      README.md                          dataset card (factory/card.py): YAML `configs`, recipes,
-                                         funnels, token lengths, verifiers, lineage
+      README.md                          dataset card (factory/card.py): YAML `configs` and
+                                         length audit, recipes, funnels, kinds, mix and
+                                         selection reports, token lengths, verifiers, lineage
       data/train-0000i-of-0000N.parquet  the kept traces of every run, in argument order
 
 Nothing else is ever inside FOLDER (DuckDB and `datasets` pick up stray files in a folder).
@@ -21,8 +22,17 @@ Rows: the kept-trace columns as they are, except `messages`, which becomes a con
 SFT trainer takes: optional system turn, then user/assistant alternating, last turn assistant
 with exactly one `<think>…</think>` block. Runs store the training prompt (system + user) and
 the completion separately, so the assistant turn is the completion; a stored conversation that
-already ends with the assistant is kept as it is. Rows that cannot be made valid are left out
-and counted on the card with their reason.
+already ends with the assistant is kept as it is. A `knowledge` row (a direct answer) whose
+assistant turn has no think block gets an empty one, `<think>\n\n</think>\n\n{answer}`, the
+form the knowledge recipe's parse step writes, so every row trains the same turn shape;
+`reasoning` and `journey` rows without one are not guessed at. Rows that cannot be made valid
+are left out and counted on the card with their reason.
+
+`completion` is published as `raw_completion`: TRL decides whether a row is a conversation
+(`trl.data_utils.is_conversational`) by popping one key of a set of its known column names
+(`prompt`, `completion`, `messages`, ...), so a string `completion` beside `messages` makes that
+answer depend on the process's string-hash seed, and in about half of all processes
+`SFTTrainer` would refuse the dataset (`assistant_only_loss`) or look for a `text` column.
 
 Not covered: splits other than train, and pushing anything but the folder as written
 (`push_to_hub` uploads the folder in one commit).
@@ -44,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import factory
-from factory.card import MARKER, CardFacts, RunSummary, render_card
+from factory.card import MARKER, CardFacts, RunSummary, render_card, stated_kinds
 from factory.errors import FactoryError
 from factory.record import Message, arrow_schema
 from factory.storage.atomic import fsync_dir, write_bytes
@@ -56,6 +66,10 @@ log = logging.getLogger(__name__)
 CARD = "README.md"
 SHARD = re.compile(r"train-(\d{5})-of-(\d{5})\.parquet")
 PROVENANCE = ("id", "run_id", "recipe_fingerprint")
+# columns renamed on the way out: TRL reads these names as dataset formats (see the docstring)
+RENAMED = {"completion": "raw_completion"}
+TRL_FORMAT_KEYS = ("prompt", "completion", "chosen", "rejected")  # beside `messages`: refused
+EMPTY_THINK = "<think>\n\n</think>\n\n"  # a knowledge row's assistant turn starts with it
 
 
 class PublishError(FactoryError):
@@ -96,7 +110,7 @@ def conversation_problem(messages: list[Message]) -> str | None:
 
 
 def sft_messages(
-    messages: list[Message] | None, completion: str | None
+    messages: list[Message] | None, completion: str | None, kind: str | None = "reasoning"
 ) -> tuple[list[Message] | None, str | None]:
     """The training conversation of one kept trace, or (None, reason) when there is none."""
     turns = [{"role": m["role"], "content": m["content"]} for m in messages or []]
@@ -104,6 +118,13 @@ def sft_messages(
         if not completion:
             return None, "no_completion"
         turns.append({"role": "assistant", "content": completion})
+    last = turns[-1]["content"]
+    if (
+        kind == "knowledge"
+        and isinstance(last, str)
+        and not ("<think>" in last or "</think>" in last)
+    ):
+        turns[-1]["content"] = EMPTY_THINK + last.lstrip()
     problem = conversation_problem(turns)
     return (None, problem) if problem else (turns, None)
 
@@ -152,16 +173,23 @@ def _check_schemas(run_dirs: list[Path], tables: list) -> None:
         )
 
 
+def _kinds(table) -> list[str]:
+    if "kind" in table.column_names:
+        return [k or "reasoning" for k in table.column("kind").to_pylist()]
+    return ["reasoning"] * table.num_rows  # runs written before the column existed
+
+
 def _with_sft_messages(table, skipped: Counter):
-    """The table with `messages` rewritten for SFT and invalid rows dropped (counted)."""
+    """The table with `messages` rewritten for SFT, invalid rows dropped (counted) and the
+    columns of `RENAMED` renamed."""
     import pyarrow as pa
 
     keep, rows = [], []
     completions = table.column("completion").to_pylist()
-    for i, (stored, completion) in enumerate(
-        zip(table.column("messages").to_pylist(), completions, strict=True)
+    for i, (stored, completion, kind) in enumerate(
+        zip(table.column("messages").to_pylist(), completions, _kinds(table), strict=True)
     ):
-        turns, reason = sft_messages(stored, completion)
+        turns, reason = sft_messages(stored, completion, kind)
         if reason:
             skipped[reason] += 1
             continue
@@ -170,7 +198,8 @@ def _with_sft_messages(table, skipped: Counter):
     kept = table.take(pa.array(keep, type=pa.int64()))
     index = kept.schema.get_field_index("messages")
     field = kept.schema.field(index)
-    return kept.set_column(index, field, pa.array(rows, type=field.type))
+    kept = kept.set_column(index, field, pa.array(rows, type=field.type))
+    return kept.rename_columns([RENAMED.get(c, c) for c in kept.column_names])
 
 
 # --- publish --------------------------------------------------------------------------------
@@ -245,20 +274,42 @@ def _facts(table, summaries: list[RunSummary], skipped, shards: int, license: st
             per_verifier.setdefault(v["verifier"], Counter())[v["verdict"]] += 1
     models = {m for m in table.column("teacher_model").to_pylist() if m}
     models |= {s.manifest.get("teacher", {}).get("model") for s in summaries} - {None}
+    recorded = table.column("completion_tokens").to_pylist()
+    kinds, pseudo = Counter(), Counter()
+    labels = (
+        table.column("pseudo_label").to_pylist()
+        if "pseudo_label" in table.column_names
+        else [False] * table.num_rows
+    )
+    for kind, label in zip(_kinds(table), labels, strict=True):
+        kinds[kind] += 1
+        pseudo[kind] += bool(label)
     return CardFacts(
         rows=table.num_rows,
         shards=shards,
         runs=summaries,
         skipped=skipped,
-        completion_tokens=[
-            t for t in table.column("completion_tokens").to_pylist() if t is not None
-        ],
+        completion_tokens=[t for t in recorded if t is not None],
+        assistant_tokens=_assistant_tokens(recorded, table.column("messages").to_pylist()),
+        kinds=dict(kinds),
+        pseudo_labelled=dict(pseudo),
         verdicts=dict(Counter(v or "none" for v in table.column("verdict").to_pylist())),
         per_verifier={k: dict(v) for k, v in per_verifier.items()},
         teacher_models=sorted(models),
         factory_version=factory.__version__,
         license=license,
     )
+
+
+def _assistant_tokens(recorded: list[int | None], conversations: list) -> list[int]:
+    """Tokens of each row's assistant turn: the teacher's `completion_tokens`, or the
+    tokenizer-free estimate of filters/length.py where the run recorded none."""
+    from filters.length import approx_tokens
+
+    return [
+        t if t is not None else approx_tokens(turns[-1]["content"])
+        for t, turns in zip(recorded, conversations, strict=True)
+    ]
 
 
 # --- the target folder and the swap -----------------------------------------------------------
@@ -360,7 +411,10 @@ def read_card(folder: Path) -> tuple[dict[str, Any], str]:
 
 
 def check_published(folder: Path) -> int:
-    """Check a published folder (E1, E2); return its row count or raise PublishError."""
+    """Check a published folder (E1, E2): its files, card, row counts (datasets, DuckDB and the
+    card agree), provenance, conversations, no column that TRL would read as another dataset
+    format, and rows per kind as the card states them. Return the row count or raise
+    PublishError."""
     import datasets
     import duckdb
 
@@ -394,6 +448,19 @@ def check_published(folder: Path) -> int:
             f"SELECT count(*) FROM read_parquet('{glob}') WHERE {nulls}"
         ).fetchone()
         conversations = con.execute(f"SELECT messages FROM read_parquet('{glob}')").fetchall()
+        columns = [
+            d[0] for d in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{glob}')").fetchall()
+        ]
+        kinds = {}
+        if "kind" in columns:
+            pseudo = "count(*) FILTER (WHERE pseudo_label)" if "pseudo_label" in columns else "0"
+            kinds = {
+                kind: (rows, labelled)
+                for kind, rows, labelled in con.execute(
+                    f"SELECT coalesce(kind, 'reasoning'), count(*), {pseudo} "
+                    f"FROM read_parquet('{glob}') GROUP BY ALL"
+                ).fetchall()
+            }
     finally:
         con.close()
     with tempfile.TemporaryDirectory() as cache:  # never a stale cache from an older publish
@@ -408,6 +475,15 @@ def check_published(folder: Path) -> int:
     problems.pop(None, None)
     if problems:
         raise PublishError(f"{folder}: invalid messages: {dict(problems)}")
+    if clash := [c for c in TRL_FORMAT_KEYS if c in columns]:
+        raise PublishError(
+            f"{folder}: columns {clash} beside `messages` make TRL's format detection depend on "
+            "the hash seed; publish again with this factory version (they become raw_*)"
+        )
+    if kinds and stated_kinds(body) != kinds:
+        raise PublishError(
+            f"{folder}: rows per kind differ: data {kinds}, card {stated_kinds(body)}"
+        )
     return db_rows
 
 

@@ -566,8 +566,9 @@ def known_recipes() -> dict[str, Path]:
     return {p.stem: p for p in sorted(RECIPES_DIR.glob("*.yaml"))}
 
 
-def find_recipe(name: str) -> Path:
+def find_recipe(name: str | Path) -> Path:
     """A recipe name in recipes/ or a path to a YAML file."""
+    name = str(name)
     if name.endswith((".yaml", ".yml")) or "/" in name:
         path = Path(name)
         if not path.is_file():

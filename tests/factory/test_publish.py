@@ -1,8 +1,11 @@
 """`factory publish`: runs → a Hugging Face dataset folder (E1/E2 of RELIABILITY.md), atomic
-republish, refusal of folders that are not ours, SFT-valid messages, lineage on the card."""
+republish, refusal of folders that are not ours, SFT-valid messages (knowledge rows get an
+empty think block), lineage, kinds, mix and selection reports and the length audit (E4) on the
+card. TRL's own preparation of a published folder (E3) is tests/factory/test_publish_trl.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -14,6 +17,7 @@ import pytest
 
 import factory
 from factory import publish as publish_mod
+from factory.card import length_audit
 from factory.pipeline import run_recipe
 from factory.publish import (
     PublishError,
@@ -43,12 +47,30 @@ def runs(tmp_path_factory):
     return out
 
 
-def _copy_run(run, dest, rewrite):
-    """A copy of `run` whose kept-trace table is `rewrite(table)`."""
+def _copy_run(run, dest, rewrite, manifest=None):
+    """A copy of `run` whose kept-trace table is `rewrite(table)` and whose manifest is updated
+    with `manifest`."""
     shutil.copytree(run, dest, symlinks=True)
     (shard,) = (current_version(dest) / "data").glob("*.parquet")
     pq.write_table(rewrite(pq.read_table(shard)), shard)
+    if manifest:
+        path = current_version(dest) / "manifest.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **manifest}))
     return dest
+
+
+def _set(table, **columns):
+    """`table` with the named columns replaced by these values (the columns' own types)."""
+    for name, values in columns.items():
+        i = table.schema.get_field_index(name)
+        field = table.schema.field(i)
+        table = table.set_column(i, field, pa.array(values, field.type))
+    return table
+
+
+def _prompts(table):
+    """The stored messages as a teacher run stores them: system + user, no assistant turn."""
+    return [m[:2] for m in table.column("messages").to_pylist()]
 
 
 def _files(root):
@@ -92,6 +114,46 @@ def test_sft_messages(messages, completion, reason):
         assert turns is None
 
 
+@pytest.mark.parametrize(
+    ("kind", "completion", "content", "reason"),
+    [
+        # a direct answer gets the empty think block the knowledge recipe's parse step writes
+        ("knowledge", "Paris.", "<think>\n\n</think>\n\nParis.", None),
+        ("knowledge", "\nParis.", "<think>\n\n</think>\n\nParis.", None),
+        ("knowledge", "<think>\n\n</think>\n\nParis.", "<think>\n\n</think>\n\nParis.", None),
+        ("knowledge", "Paris.</think>", None, "unclosed_think"),  # a broken block is not fixed
+        ("journey", THINK, THINK, None),
+        ("journey", "It is 3. No, wait: 2.", None, "no_think_block"),  # only knowledge is wrapped
+        ("reasoning", "The answer is 2.", None, "no_think_block"),
+        (None, "The answer is 2.", None, "no_think_block"),
+    ],
+)
+def test_sft_messages_by_kind(kind, completion, content, reason):
+    turns, why = sft_messages([SYSTEM, USER], completion, kind)
+    assert why == reason
+    assert (turns[-1] if turns else None) == (
+        {"role": "assistant", "content": content} if content else None
+    )
+
+
+def test_knowledge_in_a_stored_conversation_is_wrapped_too():
+    turns, why = sft_messages([USER, {"role": "assistant", "content": "Paris."}], None, "knowledge")
+    assert why is None and turns[-1]["content"] == "<think>\n\n</think>\n\nParis."
+
+
+@pytest.mark.parametrize(
+    ("tokens", "over"),
+    [
+        ([], [0, 0, 0, 0, 0]),
+        ([1024, 2048, 4096, 8192, 32768], [4, 3, 2, 1, 0]),  # at the limit is not over it
+        ([1025, 2049, 4097, 8193, 32769], [5, 4, 3, 2, 1]),
+        ([10, 100_000], [1, 1, 1, 1, 1]),
+    ],
+)
+def test_length_audit(tokens, over):
+    assert length_audit(tokens) == dict(zip((1024, 2048, 4096, 8192, 32768), over, strict=True))
+
+
 def test_publish_one_run(runs, tmp_path):
     folder = tmp_path / "ds"
     done = publish([runs[0]], folder)
@@ -119,7 +181,7 @@ def test_publish_one_run(runs, tmp_path):
     assert "label vs math: agreement 0.9167 over 12" in body  # factory stats' agreement
     assert "gsm8k_test (1319)" in body and "MinHash threshold 0.9" in body
 
-    rows = duckdb.sql(f"SELECT messages, completion FROM read_parquet('{folder}/data/*')")
+    rows = duckdb.sql(f"SELECT messages, raw_completion FROM read_parquet('{folder}/data/*')")
     for messages, _ in rows.fetchall():
         assert [m["role"] for m in messages] == ["system", "user", "assistant"]
         assert messages[-1]["content"].count("<think>") == 1
@@ -158,9 +220,150 @@ def test_prompt_only_messages_get_the_completion_and_invalid_rows_are_counted(ru
     _, body = read_card(folder)
     assert "skipped: 1 (no_think_block 1)" in body and "published 7 of 8 kept" in body
     for messages, completion in duckdb.sql(
-        f"SELECT messages, completion FROM read_parquet('{folder}/data/*')"
+        f"SELECT messages, raw_completion FROM read_parquet('{folder}/data/*')"
     ).fetchall():
         assert messages[-1] == {"role": "assistant", "content": completion}
+
+
+def test_kinds_knowledge_and_journey_rows_on_the_card(runs, tmp_path):
+    kinds = ["knowledge", "knowledge", "journey", "journey", *["reasoning"] * 4]
+
+    def as_kinds(table):
+        completions = table.column("completion").to_pylist()
+        completions[0] = "Paris is the capital of France."  # knowledge: no think block
+        completions[1] = "<think>\n\n</think>\n\nWater boils at 100 °C."  # as parsed
+        completions[3] = "It is 3. No, wait: it is 2."  # a journey without a think block
+        completions[4] = "The answer is 2."  # and a reasoning trace without one
+        return _set(
+            table,
+            kind=kinds,
+            pseudo_label=[False, True, False, False, True, True, False, False],
+            completion=completions,
+            messages=_prompts(table),
+        )
+
+    run = _copy_run(runs[0], tmp_path / "kinds", as_kinds)
+    folder = tmp_path / "ds"
+    done = publish([run], folder)
+    assert done.rows == 6 and done.skipped == {"no_think_block": 2}
+    assert check_published(folder) == 6  # incl. rows per kind: data == card
+    _, body = read_card(folder)
+    assert (
+        "## Kinds\n\n| kind | rows | pseudo-labelled |\n|---|---|---|\n"
+        "| journey | 1 | 0 |\n| knowledge | 2 | 1 |\n| reasoning | 3 | 1 |\n" in body
+    )
+    rows = duckdb.sql(
+        f"SELECT kind, messages[-1].content, raw_completion FROM read_parquet('{folder}/data/*') "
+        "ORDER BY file_row_number"
+    ).fetchall()
+    assert [r[0] for r in rows] == ["knowledge", "knowledge", "journey", *["reasoning"] * 3]
+    assert rows[0][1:] == (
+        "<think>\n\n</think>\n\nParis is the capital of France.",
+        "Paris is the capital of France.",  # the raw output stays as the teacher wrote it
+    )
+    assert rows[1][1] == rows[1][2] == "<think>\n\n</think>\n\nWater boils at 100 °C."
+    assert rows[2][1].count("<think>") == 1  # the journey row with its think block
+
+    card = folder / "README.md"
+    card.write_text(card.read_text().replace("| knowledge | 2 | 1 |", "| knowledge | 2 | 0 |"))
+    with pytest.raises(PublishError, match="rows per kind differ"):
+        check_published(folder)
+
+
+def test_length_audit_on_the_card(runs, tmp_path):
+    tokens = [100, 1024, 1025, 2049, 5000, 9000, 40000, None]  # the last one is estimated
+
+    def with_tokens(table):
+        return _set(table, completion_tokens=tokens)
+
+    run = _copy_run(runs[0], tmp_path / "long", with_tokens)
+    publish([run], tmp_path / "ds")
+    meta, body = read_card(tmp_path / "ds")
+    assert meta["length_audit"] == {
+        "tokens": "assistant turn",
+        "estimated_rows": 1,
+        "share_over_max_length": {1024: 0.625, 2048: 0.5, 4096: 0.375, 8192: 0.25, 32768: 0.125},
+    }
+    assert (
+        "| max_length | rows over | share |\n|---|---|---|\n"
+        "| 1024 (TRL default) | 5 | 62.50% |\n| 2048 | 4 | 50.00% |\n| 4096 | 3 | 37.50% |\n"
+        "| 8192 | 2 | 25.00% |\n| 32768 | 1 | 12.50% |" in body
+    )
+    assert "1 of 8 row(s) estimated" in body and "defaults to 1024" in body
+    assert body.index("## Completion length") < body.index("### Length audit")
+
+
+def test_mix_and_selection_on_the_card(runs, tmp_path):
+    mix = {
+        "unit": "tokens",
+        "seed": 7,
+        "max_tokens": 4096,
+        "buckets": [
+            {
+                "name": "math",
+                "target": 1000,
+                "achieved": 800,
+                "available": 800,
+                "shortfall": 200,
+                "inputs": [  # as factory/mix.py reports them
+                    {"input": "math-a", "path": "runs/math-a", "taken": 500, "rows": 500},
+                    {"input": "math-b", "path": "runs/math-b", "taken": 300, "rows": 300},
+                ],
+            },
+            {
+                "name": "code",
+                "target": 500,
+                "achieved": 500,
+                "available": 900,
+                "shortfall": 0,
+                "inputs": ["runs/code"],  # anything else as it is
+            },
+        ],
+    }
+    selection = {
+        "select": {"k": 2, "pass_rate": [0.1, 0.6], "kept": 5, "note": "a|b"},
+        "majority_label": {"problems": 3, "pseudo_labelled": 2},
+    }
+    run = _copy_run(runs[0], tmp_path / "mix", lambda t: t, {"mix": mix, "selection": selection})
+    publish([runs[1], run], tmp_path / "ds")
+    _, body = read_card(tmp_path / "ds")
+    assert (
+        "targets in tokens, seed 7, rows over 4096 tokens left out\n\n"
+        "| bucket | target (tokens) | achieved | available | shortfall | inputs |\n"
+        "|---|---|---|---|---|---|\n"
+        "| math | 1000 | 800 | 800 | 200 | math-a (500 taken), math-b (300 taken) |\n"
+        "| code | 500 | 500 | 900 | 0 | runs/code |\n" in body
+    )
+    assert (
+        "| step | key | value |\n|---|---|---|\n| select | k | 2 |\n"
+        "| select | pass_rate | [0.1,0.6] |\n| select | kept | 5 |\n| select | note | a\\|b |\n"
+        "| majority_label | problems | 3 |\n| majority_label | pseudo_labelled | 2 |\n" in body
+    )
+    assert body.count("## Mix") == 1 and body.count("## Selection") == 1
+    run_ids = json.loads((current_version(run) / "manifest.json").read_text())["run_id"]
+    assert f"`{run_ids}`: targets in tokens" in body
+    # runs without either report: no section at all
+    publish([runs[1]], tmp_path / "plain")
+    _, plain = read_card(tmp_path / "plain")
+    assert "## Mix" not in plain and "## Selection" not in plain and "## Kinds" in plain
+
+
+def test_check_published_refuses_a_completion_column(runs, tmp_path):
+    """TRL's format detection pops one of {"completion", "messages"}: a string `completion`
+    beside `messages` would make SFTTrainer's view of the rows depend on the hash seed."""
+    folder = tmp_path / "ds"
+    publish([runs[0]], folder)
+    (shard,) = (folder / "data").glob("*.parquet")
+    table = pq.read_table(shard)
+    assert "completion" not in table.column_names and "raw_completion" in table.column_names
+    pq.write_table(
+        table.rename_columns(
+            ["completion" if c == "raw_completion" else c for c in table.column_names]
+        ),
+        shard,
+    )
+    with pytest.raises(PublishError, match=r"columns \['completion'\] beside `messages`"):
+        check_published(folder)
 
 
 def test_card_token_statistics_and_teacher_models(runs, tmp_path):
