@@ -88,6 +88,14 @@ def show_stats(stats: dict[str, Any]) -> None:
                 ],
             )
         )
+    for part, report in (stats.get("selection") or {}).items():
+        # rejection sampling, adaptive rounds, majority votes, journeys: flat numbers shown
+        # as they are, nested ones (rounds, histograms) as compact JSON
+        rows = [
+            (k, v if isinstance(v, (int, float, str)) or v is None else _compact(v))
+            for k, v in report.items()
+        ]
+        console.print(table(f"selection: {part}", ["measure", "value"], rows))
     for pair in stats.get("verifier_agreement", []):
         a, b = pair["a"], pair["b"]
         console.print(
@@ -166,3 +174,9 @@ def _matrix(cells: dict[str, int]) -> list[tuple]:
     rows = sorted({k.split("/")[0] for k in cells})
     cols = sorted({k.split("/")[1] for k in cells})
     return [(r, *(cells.get(f"{r}/{c}", 0) for c in cols)) for r in rows]
+
+
+def _compact(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -71,6 +71,7 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         "cost": manifest.get("cost", {}),
         "decontamination": manifest.get("decontamination"),
         "dedup": manifest.get("dedup") or {},
+        "selection": manifest.get("selection") or {},
         "stages": manifest["stages"],
         "seconds": manifest["seconds"],
     }

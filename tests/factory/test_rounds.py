@@ -13,7 +13,7 @@ import pytest
 from factory.pipeline import run_recipe
 from factory.recipe import load_recipe
 from factory.teachers.base import Sample
-from tests.helpers import problems_file
+from tests.helpers import factory, problems_file
 
 
 class ArithmeticTeacher:
@@ -69,7 +69,9 @@ def _rows(out, table="data"):
 def test_adaptive_sampling_spends_less_on_easy_problems(tmp_path):
     # problems q0…q109 are "Calculate a + b." with a = i // 50: a = 1 (q50…q99) is hard
     recipe = _recipe(
-        tmp_path, count=110, **{"select.adaptive.enabled": "true", "select.adaptive.max_samples": "8"}
+        tmp_path,
+        count=110,
+        **{"select.adaptive.enabled": "true", "select.adaptive.max_samples": "8"},
     )
     teacher = ArithmeticTeacher()
     m = run_recipe(recipe, tmp_path / "run", teacher=teacher)
@@ -93,7 +95,9 @@ def test_adaptive_sampling_spends_less_on_easy_problems(tmp_path):
     assert hard_rows and all(m_["samples"] == 4 and m_["pass_rate"] == 0.25 for m_ in hard_rows)
     select = m["selection"]["select"]
     assert select["samples_generated"] == adaptive["samples_asked"]
-    assert select["samples_per_kept_trace"] == pytest.approx(adaptive["samples_asked"] / len(rows), abs=1e-3)
+    assert select["samples_per_kept_trace"] == pytest.approx(
+        adaptive["samples_asked"] / len(rows), abs=1e-3
+    )
     # funnel and stage table list the inner stages, not the wrapper
     names = [s["name"] for s in m["stages"]]
     assert "generate" in names and "verify" in names and "rounds" not in names
@@ -130,6 +134,9 @@ def test_selection_window_and_k(tmp_path):
     assert s["problems_above_window"] == len(easy) and s["problems_kept"] == len(hard)
     assert s["problems_unsolved"] == 2  # 0+13 and 1+13 are never solved
     assert s["pass_rate_histogram"]["1.0"] == len(easy)
+    shown = factory("stats", str(tmp_path / "run"))
+    assert shown.returncode == 0, shown.stderr
+    assert "selection: select" in shown.stdout and "problems_above_window" in shown.stdout
 
 
 def test_selection_keeps_k_shortest(tmp_path):
@@ -140,5 +147,12 @@ def test_selection_keeps_k_shortest(tmp_path):
     assert sorted({r["sample_index"] for r in rows}) == [0, 1]  # shortest: 20 + index tokens
     rejects = _rows(tmp_path / "run", "rejects")
     assert sorted(r["sample_index"] for r in rejects if r["drop_reason"] == "not_selected") == [
-        2, 2, 2, 2, 3, 3, 3, 3
+        2,
+        2,
+        2,
+        2,
+        3,
+        3,
+        3,
+        3,
     ]
