@@ -107,6 +107,15 @@ def run(
 
     try:
         name, overrides = _split_args(args or [])
+        from factory.mix_recipe import is_mix_recipe
+
+        if is_mix_recipe(name):  # a top-level `mix:`: compose finished runs, no teacher
+            if rank or world_size != 1 or retry_failed or repair:
+                raise FactoryError(
+                    f"recipe {name} is a mix recipe: --rank, --world-size, --retry-failed "
+                    "and --repair are for run recipes"
+                )
+            return _run_mix(name, overrides, out, dry_run, verbose)
         recipe = load_recipe(name, overrides)
         if world_size < 1 or not 0 <= rank < world_size:
             raise FactoryError(
@@ -173,6 +182,47 @@ def run(
         )
     typer.echo(f"run directory: {out}")
     typer.echo(f'next: factory stats {out}   |   factory query {out} "SELECT * FROM traces"')
+
+
+def _run_mix(name: str, overrides: list[str], out: Path | None, dry_run: bool, verbose: bool):
+    """`factory run` of a mix recipe: pick rows of finished runs into one run directory."""
+    from factory.errors import FactoryError
+    from factory.mix_recipe import load_mix_recipe
+
+    try:
+        recipe = load_mix_recipe(name, overrides)
+    except FactoryError as exc:
+        _fail(exc)
+    if dry_run:
+        import yaml
+
+        typer.echo(yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True), nl=False)
+        typer.echo(f"# fingerprint: {recipe.fingerprint()}")
+        targets = ", ".join(f"{k} {v}" for k, v in recipe.mix.targets().items())
+        typer.echo(f"# targets ({recipe.mix.unit}): {targets}")
+        return
+    from factory.display import console, table
+    from factory.mix import default_mix_out, report_rows, run_mix
+
+    _setup_logging(verbose)
+    out = out or default_mix_out(recipe)
+    try:
+        manifest = run_mix(recipe, out)
+    except FactoryError as exc:
+        _fail(exc)
+    title, columns, rows = report_rows(manifest)
+    console.print(table(title, columns, rows))
+    short = [b for b in manifest["mix"]["buckets"] if b["shortfall"]]
+    for b in short:
+        typer.echo(
+            f"shortfall: bucket {b['name']} has {b['achieved']} of {b['target']} "
+            f"{manifest['mix']['unit']} (only {b['available']} available); no row is repeated"
+        )
+    if manifest.get("up_to_date"):
+        typer.echo("up to date: this mix of these inputs is already here")
+    typer.echo(f"rows: {manifest['rows']['traces']} kept, {manifest['rows']['rejects']} too long")
+    typer.echo(f"run directory: {out}")
+    typer.echo(f"next: factory stats {out}   |   factory publish {out} --to datasets/{recipe.name}")
 
 
 @app.command()
