@@ -101,7 +101,7 @@ class Generate(Stage):
             teacher = self.teacher  # load before the clock starts: tok/s is generation only
             if self.progress is not None:
                 self.progress.begin()
-            started = time.perf_counter()
+            started = time.perf_counter() - self.seconds_in_teacher  # adaptive rounds add up
             stream = teacher.generate(_chain(first, requests), self.cfg)
             for request, result in stream:
                 self._record_result(request, result)

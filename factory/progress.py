@@ -68,7 +68,7 @@ class RunProgress:
             f"accepted {'–' if accepted is None else f'{accepted:.0%}'}  ${cost:.4f}"
         )
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, line=line)
+            self._bar.update(self._task, completed=done, total=self.expected_new or None, line=line)
         elif now - self._last_log >= self.interval_s or done == self.expected_new:
             self._last_log = now
             eta = (self.expected_new - done) / (done / elapsed) if done else float("nan")

@@ -43,6 +43,8 @@ class Rounds(Stage):
         start = 0
         while active and start < self.max_samples:
             size = min(self.per_round, self.max_samples - start)
+            if start and self.generate.progress is not None:  # the bar's total grows per round
+                self.generate.progress.expected_new += size * len(active)
             self.generate.sample_range = range(start, start + size)
             stream, _ = chain(iter(active), self.inner, self.on_drop, rank, world_size)
             for record in stream:
