@@ -12,8 +12,13 @@ Extraction policy (explicit, tested in tests/filters/test_parse_answer.py):
   answers → `multiple_answers` (answer spraying is never rewarded). With `parse.answer=code`
   the answer is the last ```python (or plain ```) block after the reasoning; none → `no_code`.
 - Empty reasoning → `empty_reasoning`: a bare answer is not a reasoning trace.
+- `parse.answer=text` (knowledge data: direct answers): the answer is the whole response after
+  the think block (or the whole completion without tags), stripped; blank → `no_answer`. The
+  think-tag rules above still apply, and the reasoning may be empty (no `empty_reasoning`).
 The assistant turn written to `messages` is normalized to
-`<think>\\n{reasoning}\\n</think>\\n\\n{answer text}`.
+`<think>\\n{reasoning}\\n</think>\\n\\n{answer text}`; for a text answer without reasoning
+that is an empty block, `<think>\\n\\n</think>\\n\\n{answer}` (Qwen3's non-thinking form), so
+every training turn holds exactly one think block.
 """
 
 from __future__ import annotations
@@ -97,11 +102,16 @@ def split(text: str, think: str, kind: str = "math") -> Parsed | Drop:
         return Drop("unclosed_think")
     elif think == "required":
         return Drop("no_think")
+    elif kind == "text":  # a direct answer: all of it is the answer
+        before, tail, tags = "", text, "none"
     else:
         start = _answer_start(text, kind)
         if start is None:
             return Drop("no_code" if kind == "code" else "no_answer")
         before, tail, tags = text[:start], text[start:], "none"
+    if kind == "text":
+        answer = tail.strip()
+        return Parsed(before.strip(), answer, answer, tags) if answer else Drop("no_answer")
     answer = final_code(tail) if kind == "code" else final_answer(tail)
     if isinstance(answer, Drop):
         return answer

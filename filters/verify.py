@@ -5,6 +5,8 @@ Verifiers (`verify.verifiers` in the recipe, the first is the primary):
   code   the program run against the tests in a sandbox (filters/verify_code.py)
   judge  an LLM judge through any teacher backend (filters/judge.py)
   label  the input's own correctness label (`meta.label`, from `reverify` sources)
+  reference  a free-text answer contains the reference or one of its `|` aliases, SQuAD-style
+         normalized (filters/verify_reference.py; knowledge data, `parse.answer=text`)
 
 Each returns (verdict, reason) per record with verdict in pass / fail / unverifiable / error.
 All verdicts land in the record's `verdicts` column; `verdict` is the primary's. Policy
@@ -67,6 +69,10 @@ def build_checkers(recipe: Recipe) -> list[Checker]:
             from filters.judge import JudgeChecker
 
             checkers.append(JudgeChecker(recipe.verify.judge, recipe.judge_prompt()))
+        elif name == "reference":
+            from filters.verify_reference import ReferenceChecker
+
+            checkers.append(ReferenceChecker())
         else:
             checkers.append(LabelChecker())
     return checkers
