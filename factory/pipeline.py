@@ -20,7 +20,7 @@ from factory.generate import Generate
 from factory.problems import check_source, load_problems
 from factory.progress import RunProgress
 from factory.prompt import PromptBuilder
-from factory.recipe import DedupLevel, Recipe
+from factory.recipe import DedupLevel, Recipe, data_path
 from factory.record import Record, arrow_schema
 from factory.rounds import Rounds
 from factory.stage import Drop, Stage, StageStats, chain
@@ -147,24 +147,11 @@ def decontamination_stages(recipe: Recipe) -> dict[str, list[Stage]]:
 
     index = BenchmarkIndex(cfg.n)
     for b in cfg.benchmarks:
-        index.add_file(b.name, benchmark_path(b.path), b.text_field, b.id_field)
+        index.add_file(b.name, data_path(b.path), b.text_field, b.id_field)
     return {
         "problems": [Decontaminate(index, ["problem"], "problems")] if cfg.problems else [],
         "traces": [Decontaminate(index, ["completion"], "traces")] if cfg.traces else [],
     }
-
-
-def benchmark_path(path: str) -> Path:
-    """A relative benchmark path resolves against the working directory, else against the
-    repository root (where the default `../shared/data/...` paths point), so `factory run`
-    works from any folder."""
-    from factory.recipe import RECIPES_DIR
-
-    candidate = Path(path)
-    if candidate.is_absolute() or candidate.exists():
-        return candidate
-    from_repo = RECIPES_DIR.parent / candidate
-    return from_repo if from_repo.exists() else candidate
 
 
 def decontamination_report(recipe: Recipe, stages: list[Stage]) -> dict[str, Any] | None:

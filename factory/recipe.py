@@ -22,6 +22,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = REPO_ROOT / "recipes"
 
 
+def data_path(path: str) -> Path:
+    """A relative data path (a problem file, a benchmark) resolves against the working
+    directory, else against the repository root (where `data/...` and `../shared/data/...`
+    point), so shipped recipes work from any folder."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    from_repo = REPO_ROOT / candidate
+    return from_repo if from_repo.exists() else candidate
+
+
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
         raise RecipeError(f"{key}: bad value {value!r} (allowed: {allowed})")

@@ -13,14 +13,14 @@ from typing import Any
 
 from factory.errors import ProblemSourceError
 from factory.problems.mapping import UniqueIds, check_columns, check_row, row_to_record
-from factory.recipe import SourceConfig
+from factory.recipe import SourceConfig, data_path
 from factory.record import Record
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
 def _path(cfg: SourceConfig) -> Path:
-    path = Path(cfg.path or "")
+    path = data_path(cfg.path or "")
     if not path.is_file():
         raise ProblemSourceError(f"problem file not found: {path} (source.path)")
     if path.suffix not in SUFFIXES:

@@ -91,7 +91,9 @@ def test_adaptive_sampling_spends_less_on_easy_problems(tmp_path):
     assert len(rows) == 110 - len(never)  # k = 1 per solved problem
     metas = [json.loads(r["meta"]) for r in rows]
     hard_ids = {f"q{i}" for i in range(110) if (i // 50) % 2 == 1 and i % 50 + 1 != 13}
-    hard_rows = [m_ for r, m_ in zip(rows, metas) if r["problem_id"].split(":")[-1] in hard_ids]
+    hard_rows = [
+        m_ for r, m_ in zip(rows, metas, strict=True) if r["problem_id"].split(":")[-1] in hard_ids
+    ]
     assert hard_rows and all(m_["samples"] == 4 and m_["pass_rate"] == 0.25 for m_ in hard_rows)
     select = m["selection"]["select"]
     assert select["samples_generated"] == adaptive["samples_asked"]

@@ -140,3 +140,17 @@ def test_bundled_sample_file():
     assert records[0].problem_id == "sample-problems:s01" and records[0].gold == "8"
     assert records[10].gold == ["1200 - 450 = 750\n", "750"][1]
     assert records[-1].gold is None  # counted as `no_gold` by the pipeline, not an error
+
+
+def test_a_relative_path_falls_back_to_the_repository_root(tmp_path, monkeypatch):
+    from factory.problems import check_source
+    from factory.recipe import SourceConfig
+
+    monkeypatch.chdir(tmp_path)  # shipped recipes name data/… and ../shared/data/… paths
+    cfg = SourceConfig(kind="file", path="data/knowledge-questions.jsonl", id_field="id")
+    assert check_source(cfg) == 60
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "knowledge-questions.jsonl").write_text(
+        '{"id": "mine", "question": "Local?", "answer": "yes"}\n'
+    )
+    assert check_source(cfg) == 1  # one in the working directory wins
