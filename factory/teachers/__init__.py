@@ -33,11 +33,18 @@ def _llamacpp(cfg: TeacherConfig) -> Teacher:
     return LlamaCppTeacher(cfg)
 
 
+def _solver(cfg: TeacherConfig) -> Teacher:
+    from factory.teachers.solver import SolverTeacher
+
+    return SolverTeacher(cfg)
+
+
 BACKENDS: dict[str, Callable[[TeacherConfig], Teacher]] = {
     "transformers": _transformers,
     "openai": _openai,
     "vllm": _vllm,
     "llamacpp": _llamacpp,
+    "solver": _solver,
 }
 
 
