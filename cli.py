@@ -328,6 +328,92 @@ def publish(
         _fail(exc)
 
 
+@app.command(name="eval", context_settings={"allow_extra_args": False})
+def eval_(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(help="MODEL (checkpoint folder, alias or model id), recipe=NAME, key=value"),
+    ] = None,
+    k: Annotated[int, typer.Option("--k", help="samples per problem (pass@k, maj@k)")] = 4,
+    out: Annotated[Path | None, typer.Option(help="eval run directory")] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(help="two checkpoints / scores.json / eval run dirs, side by side"),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Score a model on held-out problems with the verifiers that built the data:
+    factory eval runs/train/x recipe=eval-gsm8k --k 4   |   factory eval --compare A B"""
+    from factory.errors import FactoryError
+
+    words = list(args or [])
+    recipe = next((w.partition("=")[2] for w in words if w.startswith("recipe=")), None)
+    try:
+        if compare is not None:
+            from factory.eval import compare as compare_evals
+
+            rows = compare_evals(compare[0], compare[1], recipe=recipe)
+            _print_compare(rows, compare)
+            return
+        models = [w for w in words if "=" not in w]
+        if len(models) != 1 or recipe is None:
+            raise FactoryError(
+                "usage: factory eval MODEL recipe=NAME [key=value ...] [--k K] "
+                "(e.g. factory eval runs/train/distill-smol recipe=eval-arith --k 4)"
+            )
+        from factory.eval import evaluate
+
+        _setup_logging(verbose)
+        overrides = [w for w in words if "=" in w and not w.startswith("recipe=")]
+        result = evaluate(models[0], recipe, overrides, k=k, out=out)
+    except FactoryError as exc:
+        _fail(exc)
+    _print_scores(result)
+
+
+def _ci(value: float, ci) -> str:
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
+
+
+def _print_scores(result: dict) -> None:
+    from factory.display import console, table
+
+    m = result["metrics"]
+    names = [n for n in m["ci"] if not n.endswith("_wilson")]
+    rows = [(n, _ci(m[n], m["ci"][n])) for n in names]
+    console.print(table("scores (95% CI, bootstrap over problems)", ["metric", "value"], rows))
+    typer.echo(f"problems: {m['problems']}, samples per problem: {m['samples_per_problem']}")
+    dropped = result.get("outcomes", {}).get("dropped_before_verify") or {}
+    if dropped:
+        typer.echo(
+            "dropped before verification (counted wrong): "
+            + ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items()))
+        )
+    typer.echo(f"scores: {result['scores_path']}")
+
+
+def _print_compare(rows, paths) -> None:
+    from factory.display import console, table
+
+    columns = ["metric", f"A: {paths[0]}", f"B: {paths[1]}", "delta (B - A)", "CIs overlap"]
+    console.print(
+        table(
+            "compare",
+            columns,
+            [
+                (
+                    r.metric,
+                    _ci(r.a, r.a_ci),
+                    _ci(r.b, r.b_ci),
+                    f"{r.delta:+.3f}",
+                    "yes" if r.ci_overlap else "no",
+                )
+                for r in rows
+            ],
+        )
+    )
+
+
 @app.command()
 def recipes() -> None:
     """List the recipes in recipes/ with their descriptions."""
