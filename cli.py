@@ -108,7 +108,13 @@ def run(
     try:
         name, overrides = _split_args(args or [])
         from factory.mix_recipe import is_mix_recipe
+        from factory.train_recipe import is_train_recipe
 
+        if is_train_recipe(name):
+            raise FactoryError(
+                f"recipe {name} is a train recipe (top-level `train:`): run it with "
+                f"`factory train recipe={name}`"
+            )
         if is_mix_recipe(name):  # a top-level `mix:`: compose finished runs, no teacher
             if rank or world_size != 1 or retry_failed or repair:
                 raise FactoryError(
@@ -412,6 +418,90 @@ def _print_compare(rows, paths) -> None:
             ],
         )
     )
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    args: Annotated[
+        list[str] | None, typer.Argument(help="recipe=NAME then key=value overrides")
+    ] = None,
+    no_resume: Annotated[
+        bool, typer.Option("--no-resume", help="start over even if a checkpoint exists")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Fine-tune a student with TRL on published folders or run directories, after lint:
+    factory train recipe=distill-smol train.max_steps=20"""
+    import json
+
+    from factory.errors import FactoryError
+
+    try:
+        name, overrides = _split_args(args or [])
+        from factory.train import train as run_training
+        from factory.train_recipe import load_train_recipe
+
+        recipe = load_train_recipe(name, overrides)
+        _setup_logging(verbose)
+        summary = run_training(recipe, resume=not no_resume)
+    except FactoryError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(summary, indent=2, default=str))
+    typer.echo(f"next: factory eval {summary['output_dir']} recipe=eval-arith --k 4")
+
+
+@app.command()
+def lint(
+    datasets: Annotated[
+        list[Path], typer.Argument(help="published folders or run directories (messages column)")
+    ],
+    model: Annotated[str, typer.Option(help="tokenizer: model folder, alias or cached id")],
+    chat_template: Annotated[
+        Path | None, typer.Option(help="template file that replaces the tokenizer's")
+    ] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="the max_length you will train with (TRL default 1024)")
+    ] = None,
+    pad_token: Annotated[
+        str | None, typer.Option(help="pad token to set (e.g. '<|endoftext|>' for SmolLM2)")
+    ] = None,
+) -> None:
+    """Pre-flight checks of data + tokenizer + template before any GPU time: EOS vs pad, loss
+    mask, think tags, reasoning kept by the template, lengths. Exit 1 on a hard failure."""
+    from factory.display import console, table
+    from factory.errors import FactoryError
+
+    try:
+        from factory.lint import lint_conversations, load_tokenizer
+        from factory.sft_data import load_sft_dataset
+        from factory.train_recipe import DatasetSpec
+
+        conversations, ids = [], []
+        for folder in datasets:  # each input whole and once (no mixing by weight here)
+            data, info = load_sft_dataset([DatasetSpec(path=str(folder))])
+            conversations += data["messages"]
+            ids += info.ids
+        tokenizer = load_tokenizer(model, chat_template, pad_token=pad_token)
+        report = lint_conversations(conversations, tokenizer, max_length=max_length, ids=ids)
+    except FactoryError as exc:
+        _fail(exc)
+    rows = [
+        (f.severity, f.check, f.count, ", ".join(f.examples[:3]), f.message)
+        for f in report.findings
+    ]
+    if rows:
+        console.print(
+            table("lint", ["severity", "check", "samples", "e.g.", "problem and fix"], rows)
+        )
+    lengths = report.lengths
+    typer.echo(
+        f"{report.samples} samples; tokens p50 {lengths.get('p50')} p95 {lengths.get('p95')} "
+        f"max {lengths.get('max')}; suggested max_length {report.suggested_max_length}"
+    )
+    if not report.ok:
+        typer.echo(f"lint: {len(report.errors())} hard failure(s): factory train would refuse")
+        raise typer.Exit(1)
+    typer.echo("lint: ok")
 
 
 @app.command()

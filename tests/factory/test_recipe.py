@@ -11,11 +11,15 @@ from factory.recipe import known_recipes, load_recipe, parse_value
 def test_shipped_recipes_load():
     assert {"math-cot", "gsm8k-cot"} <= set(known_recipes())
     from factory.mix_recipe import is_mix_recipe, load_mix_recipe
+    from factory.train_recipe import is_train_recipe, load_train_recipe
 
     assert {"knowledge", "journey-math", "r1-mix"} <= set(known_recipes())
     for name in known_recipes():
         if is_mix_recipe(name):  # composes finished runs: its own typed recipe
             assert load_mix_recipe(name).name == name
+            continue
+        if is_train_recipe(name):  # fine-tunes a student: `factory train`
+            assert load_train_recipe(name).name == name
             continue
         recipe = load_recipe(name)
         assert recipe.name == name
