@@ -322,3 +322,39 @@ def test_the_shipped_train_recipes_load():
     assert (big.learning_rate, big.epochs, big.max_length) == (4.0e-5, 5, 32768)
     assert (big.lr_scheduler, big.warmup_ratio, big.bf16) == ("cosine_with_min_lr", 0.03, True)
     assert big.per_device_batch_size * big.gradient_accumulation_steps * 8 == 128
+
+
+def test_lint_train_and_eval_from_the_command_line(tmp_path, tiny_model, published, smollm2_folder):
+    """As a user runs them: lint refuses SmolLM2's stock tokenizer and passes with the shipped
+    template and pad token; `factory train` a shipped recipe with overrides; `factory eval`
+    the result, whose scores land next to the checkpoint with the training lineage."""
+    from tests.helpers import factory
+
+    stock = factory("lint", str(published), "--model", str(smollm2_folder))
+    assert stock.returncode == 1, stock.stderr
+    assert "eos_is_pad" in stock.stdout and "no_generation_markers" in stock.stdout
+    fixed = factory(
+        "lint", str(published), "--model", str(smollm2_folder),
+        "--chat-template", str(TEMPLATE), "--pad-token", "<|endoftext|>",
+    )  # fmt: skip
+    assert fixed.returncode == 0 and "lint: ok" in fixed.stdout, fixed.stdout + fixed.stderr
+
+    out = tmp_path / "student"
+    trained = factory(
+        "train", "recipe=distill-smol", f"train.model={tiny_model}",
+        f"train.datasets=[{{path: {published}}}]", "train.max_steps=2", "train.save_steps=2",
+        "train.per_device_batch_size=2", f"train.output_dir={out}",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    summary = trained.stdout[trained.stdout.rindex('{\n  "output_dir"') :].split("\nnext:")[0]
+    assert json.loads(summary)["global_step"] == 2  # after the trainer's own log lines
+    assert (out / "factory_train.json").is_file()
+
+    scored = factory(
+        "eval", str(out), "recipe=eval-arith", "source.limit=2", "teacher.max_new_tokens=8",
+        "--k", "1",
+    )  # fmt: skip
+    assert scored.returncode == 0, scored.stderr
+    scores = json.loads(next((out / "eval").glob("*/scores.json")).read_text())
+    assert scores["metrics"]["problems"] == 2
+    assert scores["lineage"]["training"]["dataset_fingerprint"]
