@@ -26,7 +26,6 @@ import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from factory import typed
@@ -161,28 +160,18 @@ class MixRecipe:
 # --- loading -------------------------------------------------------------------------------
 
 
-def _read_yaml(path: Path) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"recipe {path} is not valid YAML: {exc}") from None
-
-
 def is_mix_recipe(name: str) -> bool:
     """True when recipe `name` (a name in recipes/ or a .yaml path) has a top-level `mix:`."""
-    from factory.recipe import find_recipe
+    from factory.recipe import has_section
 
-    data = _read_yaml(find_recipe(name))
-    return isinstance(data, dict) and "mix" in data
+    return has_section(name, "mix")
 
 
 def load_mix_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> MixRecipe:
-    from factory.recipe import apply_override, find_recipe
+    from factory.recipe import apply_override, find_recipe, read_yaml
 
     path = find_recipe(name)
-    data = _read_yaml(path)
+    data = read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("mix"), dict):
         raise RecipeError(f"recipe {path} has no `mix:` mapping: it is not a mix recipe")
     data = copy.deepcopy(data)

@@ -605,14 +605,26 @@ def find_recipe(name: str | Path) -> Path:
     return known[name]
 
 
-def load_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+def read_yaml(path: Path) -> Any:
+    """A recipe file's contents; invalid YAML is a RecipeError naming the file."""
     import yaml
 
-    path = find_recipe(name)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise RecipeError(f"recipe {path} is not valid YAML: {exc}") from None
+
+
+def has_section(name: str | Path, section: str) -> bool:
+    """True when recipe `name` has a top-level `section:` (`mix`, `train`): the kind of recipe
+    (run recipes have none of these)."""
+    data = read_yaml(find_recipe(name))
+    return isinstance(data, dict) and section in data
+
+
+def load_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    path = find_recipe(name)
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise RecipeError(f"recipe {path} must be a mapping of fields, got {type(data).__name__}")
     data.setdefault("name", path.stem)

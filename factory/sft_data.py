@@ -39,6 +39,7 @@ from factory.errors import FactoryError
 from factory.publish import sft_messages
 from factory.recipe import data_path
 from factory.storage.rundir import current_version
+from factory.storage.shards import sha256_file
 from factory.train_recipe import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def _read_input(spec: DatasetSpec) -> tuple[InputInfo, list[list[dict]], list[st
         )
     digest = hashlib.sha256()
     for shard in shards:
-        digest.update(f"{shard.name}:{_file_sha256(shard)}\n".encode())
+        digest.update(f"{shard.name}:{sha256_file(shard)}\n".encode())
     info = InputInfo(
         path=str(folder),
         layout=layout,
@@ -179,14 +180,6 @@ def _shards(folder: Path, given: str) -> tuple[list[Path], Literal["published", 
         "(data/train-*.parquet) nor a finished run directory (manifest.json); "
         f"looked at {folder.resolve()}"
     )
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- mixing --------------------------------------------------------------------------------

@@ -174,28 +174,18 @@ class TrainRecipe:
 # --- loading -------------------------------------------------------------------------------
 
 
-def _read_yaml(path: Path) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"recipe {path} is not valid YAML: {exc}") from None
-
-
 def is_train_recipe(name: str) -> bool:
     """True when recipe `name` (a name in recipes/ or a .yaml path) has a top-level `train:`."""
-    from factory.recipe import find_recipe
+    from factory.recipe import has_section
 
-    data = _read_yaml(find_recipe(name))
-    return isinstance(data, dict) and "train" in data
+    return has_section(name, "train")
 
 
 def load_train_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> TrainRecipe:
-    from factory.recipe import apply_override, find_recipe
+    from factory.recipe import apply_override, find_recipe, read_yaml
 
     path = find_recipe(name)
-    data = _read_yaml(path)
+    data = read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("train"), dict):
         raise RecipeError(f"recipe {path} has no `train:` mapping: it is not a train recipe")
     data = copy.deepcopy(data)
