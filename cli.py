@@ -233,21 +233,43 @@ def _run_mix(name: str, overrides: list[str], out: Path | None, dry_run: bool, v
 
 @app.command()
 def query(
-    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
-    sql: Annotated[str, typer.Argument(help="SQL over the views traces, rejects, problems")],
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            help="run directories and published folders (paths or globs), then the SQL",
+            metavar="PATH... SQL",
+        ),
+    ],
     format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="write the views into this DuckDB file (the SQL is optional)"),
+    ] = None,
 ) -> None:
-    """SQL (DuckDB) over a run: views traces (kept), rejects (dropped, with reason), problems."""
+    """SQL (DuckDB) over runs and published folders (paths or globs): views runs, traces,
+    rejects, problems, verdicts, clusters, contamination, costs (README: Warehouse).
+    --db FILE writes them into a DuckDB file: factory query 'runs/math-*' --db w.duckdb"""
     from factory.errors import FactoryError
-    from factory.query import query as run_query
-    from factory.query import render
 
     if format not in ("table", "csv", "json"):
         _fail(ValueError(f"--format: bad value {format!r} (allowed: table, csv, json)"))
+    paths, sql = _split_query_args(args, db is not None)
     import duckdb
 
+    from factory.query import connect
+
     try:
-        columns, rows = run_query(run_dir, sql)
+        con = connect(paths, db)
+        try:
+            if sql is None:
+                (n,) = con.execute("SELECT count(*) FROM runs").fetchone()
+                typer.echo(f"catalog: {db} ({n} run(s); views {', '.join(_warehouse_views())})")
+                return
+            cur = con.execute(sql)
+            columns = [d[0] for d in cur.description] if cur.description else []
+            rows = cur.fetchall()
+        finally:
+            con.close()
     except (FactoryError, duckdb.Error) as exc:
         _fail(exc)
     if format == "table":
@@ -255,7 +277,28 @@ def query(
 
         console.print(table(None, columns, rows))
     else:
+        from factory.query import render
+
         typer.echo(render(columns, rows, format), nl=False)
+
+
+def _split_query_args(args: list[str], catalog: bool) -> tuple[list[str], str | None]:
+    """(paths, SQL): the SQL is the last argument; with --db it may be left out (the last
+    argument is then a path: an existing one, or a glob that matches)."""
+    import glob
+
+    last = args[-1]
+    if catalog and (Path(last).exists() or (glob.has_magic(last) and glob.glob(last))):
+        return args, None
+    if len(args) < 2:
+        _fail(ValueError('name the runs and then the SQL: factory query PATH... "SELECT ..."'))
+    return args[:-1], last
+
+
+def _warehouse_views() -> tuple[str, ...]:
+    from factory.warehouse import VIEWS
+
+    return VIEWS
 
 
 @app.command()
@@ -502,6 +545,55 @@ def lint(
         typer.echo(f"lint: {len(report.errors())} hard failure(s): factory train would refuse")
         raise typer.Exit(1)
     typer.echo("lint: ok")
+
+
+@app.command()
+def show(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    id: Annotated[str | None, typer.Option("--id", help="one trace or reject by its id")] = None,
+    where: Annotated[
+        str | None, typer.Option(help="SQL predicate over the columns, e.g. \"verdict = 'fail'\"")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="show at most this many rows")] = 10,
+    fold: Annotated[int, typer.Option(help="reasoning: first and last N lines")] = 8,
+    full: Annotated[bool, typer.Option("--full", help="reasoning in full, not folded")] = False,
+    kept_only: Annotated[
+        bool, typer.Option("--kept-only", help="kept traces only, no rejects")
+    ] = False,
+) -> None:
+    """Pretty-print traces (kept and dropped): problem, folded reasoning, answer vs gold,
+    verdicts, dedup cluster, contamination: factory show runs/x --where "verdict = 'fail'" """
+    from factory.display import console
+    from factory.errors import FactoryError
+    from factory.inspect_traces import find_traces, render_trace
+
+    try:
+        rows = find_traces(run_dir, id=id, where=where, limit=limit, include_rejects=not kept_only)
+    except FactoryError as exc:
+        _fail(exc)
+    for row in rows:
+        console.print(render_trace(row, console.width, fold=None if full else fold))
+    more = f" (the first {limit}; --limit N for more)" if id is None and len(rows) == limit else ""
+    typer.echo(f"{len(rows)} row(s) shown{more}")
+
+
+@app.command()
+def diff(
+    run_a: Annotated[Path, typer.Argument(help="run directory A")],
+    run_b: Annotated[Path, typer.Argument(help="run directory B")],
+) -> None:
+    """Two runs side by side: funnels, acceptance, drop reasons, tokens and cost per kept
+    trace, and the recipe keys that differ (deltas are B - A)."""
+    from factory.diff_runs import diff_runs, diff_tables
+    from factory.display import console
+    from factory.errors import FactoryError
+
+    try:
+        tables = diff_tables(diff_runs(run_a, run_b))
+    except FactoryError as exc:
+        _fail(exc)
+    for t in tables:
+        console.print(t)
 
 
 @app.command()

@@ -1,7 +1,9 @@
-"""DuckDB over a finished run directory: views `traces`, `rejects` and `problems`.
+"""DuckDB over finished runs and published folders: `connect` and `query` open the warehouse
+(factory/warehouse.py: views runs, traces, rejects, problems, verdicts, clusters, contamination,
+costs) over one path or several; `render` formats a result as csv or json.
 
-Views read exactly the shard files listed in the manifest — never a glob, which would pick up
-hidden or partial files — and DuckDB reads only the columns a query touches.
+Views read exactly the shard files listed in each manifest — never a glob inside a run, which
+would pick up hidden or partial files — and DuckDB reads only the columns a query touches.
 """
 
 from __future__ import annotations
@@ -12,32 +14,19 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from factory.storage.rundir import current_version, read_manifest
-
-VIEWS = {"traces": "traces", "rejects": "rejects", "problems": "problems"}
+Paths = str | Path | list[str | Path]
 
 
-def connect(run_dir: Path):
-    import duckdb
+def connect(paths: Paths, db: Path | None = None):
+    """A DuckDB connection with the warehouse views over `paths` (a run directory, a published
+    folder, a glob, or a list of them); `db` makes the catalog a persistent DuckDB file."""
+    from factory.warehouse import open_warehouse
 
-    # one version, resolved once: a run publishing meanwhile cannot mix two versions here
-    base = current_version(run_dir) or Path(run_dir)
-    manifest = read_manifest(base)
-    con = duckdb.connect(":memory:")
-    for view, table in VIEWS.items():
-        paths = [str(base / f["path"]) for f in manifest["files"][table]]
-        missing = [p for p in paths if not Path(p).is_file()]
-        if missing:
-            from factory.errors import RunDirError
-
-            raise RunDirError(f"{run_dir}: shard listed in the manifest is missing: {missing[0]}")
-        listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
-        con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet([{listed}])")
-    return con
+    return open_warehouse(paths if isinstance(paths, list) else [paths], db)
 
 
-def query(run_dir: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    con = connect(run_dir)
+def query(paths: Paths, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    con = connect(paths)
     try:
         cur = con.execute(sql)
         columns = [d[0] for d in cur.description] if cur.description else []
