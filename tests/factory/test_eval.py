@@ -152,10 +152,14 @@ def test_wilson_interval_for_one_sample_per_problem():
 
 
 def _value(problem: str) -> int:
-    """The sum in "Calculate 32 - 8 + 72." / "… arithmetic problem: 42 - 18 + 82 ="."""
-    expr = problem.rsplit(":", 1)[-1] if "problem:" in problem else problem
-    terms = re.findall(r"[+-]?\s*\d+", expr)
-    return sum(int(t.replace(" ", "")) for t in terms)
+    """The exact value of an eval-arith problem ("Calculate -1 * 7 + 8.", "… problem: 42 - 18
+    + 82 ="), from the procedural solver (exact, tested against reasoning-gym's golds)."""
+    from fractions import Fraction
+
+    from factory.latex import boxed_contents
+    from factory.teachers.solver import solve
+
+    return int(Fraction(boxed_contents(solve(problem))[-1]))
 
 
 class ArithmeticTeacher:
