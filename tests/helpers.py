@@ -38,20 +38,26 @@ def problems_file(path: Path, count: int) -> Path:
     return path
 
 
-def loopback_overrides(url: str, problems: Path, **extra: str) -> list[str]:
-    """math-cot over a problems file with the openai backend on a loopback server."""
+def file_overrides(problems: Path, **extra: str) -> list[str]:
+    """math-cot over a problems file, answered by a test teacher named `fake` (pass it to
+    `run_recipe(..., teacher=...)`); `extra` holds more dotted keys."""
     keys = {
         "source.kind": "file",
         "source.path": str(problems),
         "source.id_field": "id",
         "source.limit": "null",
-        "teacher.backend": "openai",
         "teacher.model": "fake",
-        "teacher.base_url": url,
         "prompt.fewshot": "null",
         **extra,
     }
     return [f"{k}={v}" for k, v in keys.items()]
+
+
+def loopback_overrides(url: str, problems: Path, **extra: str) -> list[str]:
+    """math-cot over a problems file with the openai backend on a loopback server."""
+    return file_overrides(
+        problems, **{"teacher.backend": "openai", "teacher.base_url": url, **extra}
+    )
 
 
 def trace(completion: str | None, finish: str = "stop", **fields):

@@ -11,7 +11,7 @@ from factory.diff_runs import MISSING, changed_keys, diff_runs, flatten
 from factory.pipeline import run_recipe
 from factory.recipe import load_recipe
 from factory.teachers.base import Sample
-from tests.helpers import factory, problems_file
+from tests.helpers import factory, file_overrides, problems_file
 
 
 class TwinTeacher:
@@ -45,19 +45,14 @@ def runs(tmp_path_factory):
     out = {}
     for name, exact in (("a", "true"), ("b", "false")):
         keys = {
-            "source.kind": "file",
-            "source.path": str(problems),
-            "source.id_field": "id",
-            "source.limit": "null",
-            "teacher.model": "fake",
             "teacher.n": "2",
-            "prompt.fewshot": "null",
             "dedup.problems.near": "false",
             "dedup.traces.near": "false",
             "dedup.traces.exact": exact,
             "decontaminate.enabled": "false",
         }
-        recipe = load_recipe("math-cot", [f"{k}={v}" for k, v in keys.items()])
+        overrides = file_overrides(problems, **keys)
+        recipe = load_recipe("math-cot", overrides)
         run_recipe(recipe, tmp / name, teacher=TwinTeacher())
         out[name] = tmp / name
     return out["a"], out["b"]

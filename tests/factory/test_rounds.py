@@ -13,7 +13,7 @@ import pytest
 from factory.pipeline import run_recipe
 from factory.recipe import load_recipe
 from factory.teachers.base import Sample
-from tests.helpers import factory, problems_file
+from tests.helpers import factory, file_overrides, problems_file
 
 
 class ArithmeticTeacher:
@@ -44,13 +44,7 @@ class ArithmeticTeacher:
 
 def _recipe(tmp_path, count=8, **extra):
     keys = {
-        "source.kind": "file",
-        "source.path": str(problems_file(tmp_path / "p.jsonl", count)),
-        "source.id_field": "id",
-        "source.limit": "null",
-        "teacher.model": "fake",
         "teacher.n": "2",
-        "prompt.fewshot": "null",
         "dedup.problems.exact": "false",
         "dedup.problems.near": "false",
         "dedup.traces.exact": "false",
@@ -59,7 +53,8 @@ def _recipe(tmp_path, count=8, **extra):
         "select.enabled": "true",
         **extra,
     }
-    return load_recipe("math-cot", [f"{k}={v}" for k, v in keys.items()])
+    overrides = file_overrides(problems_file(tmp_path / "p.jsonl", count), **keys)
+    return load_recipe("math-cot", overrides)
 
 
 def _rows(out, table="data"):

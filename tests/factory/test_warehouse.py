@@ -18,7 +18,7 @@ from factory.publish import publish
 from factory.recipe import load_recipe
 from factory.teachers.base import Sample
 from factory.warehouse import VIEWS, WarehouseError, open_warehouse
-from tests.helpers import REPO, factory, problems_file
+from tests.helpers import REPO, factory, file_overrides, problems_file
 
 COLUMNS = {
     "runs": [
@@ -120,13 +120,7 @@ def inputs(tmp_path_factory, shared_data):
         fh.write(json.dumps({"id": "leak", "question": leak, "answer": "18"}) + "\n")
     gsm8k = f"[{{name: gsm8k_test, path: {shared_data}/gsm8k/test.jsonl, text_field: question}}]"
     keys = {
-        "source.kind": "file",
-        "source.path": str(problems),
-        "source.id_field": "id",
-        "source.limit": "null",
-        "teacher.model": "fake",
         "teacher.n": "2",
-        "prompt.fewshot": "null",
         "dedup.problems.exact": "false",
         "dedup.problems.near": "false",
         "dedup.traces.exact": "true",
@@ -135,7 +129,8 @@ def inputs(tmp_path_factory, shared_data):
         "decontaminate.benchmarks": gsm8k,
         "prices": "{fake: {prompt: 1000000, completion: 2000000}}",  # $1, $2 per token
     }
-    recipe = load_recipe("math-cot", [f"{k}={v}" for k, v in keys.items()])
+    overrides = file_overrides(problems, **keys)
+    recipe = load_recipe("math-cot", overrides)
     run_recipe(recipe, tmp / "math", teacher=DuplicatingTeacher())
     reverify = load_recipe(
         "reverify",
