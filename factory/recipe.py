@@ -52,6 +52,7 @@ class SourceConfig:
     question_field: str = "question"
     answer_field: str = "answer"
     id_field: str | None = None
+    difficulty_field: str | None = None  # a column copied to meta.difficulty (e.g. MATH's level)
     # reverify: rows that already hold a model's output (no teacher is asked), and optionally
     # the dataset's own correctness label for it (compared by the `label` verifier)
     completion_field: str | None = None

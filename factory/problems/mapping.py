@@ -23,6 +23,8 @@ def row_to_record(cfg: SourceConfig, label: str, index: int, row: dict[str, Any]
         gold=gold_answer(row.get(cfg.answer_field)),
         meta={"raw_answer": row.get(cfg.answer_field)},
     )
+    if cfg.difficulty_field and row.get(cfg.difficulty_field) is not None:
+        record.meta["difficulty"] = str(row[cfg.difficulty_field])  # factory report groups by it
     if cfg.completion_field:  # a trace to re-verify: rows of one problem share its problem id
         digest = hashlib.sha256(record.problem.encode("utf-8", "replace")).hexdigest()[:12]
         record.problem_id = f"{label}:p{digest}"
@@ -67,6 +69,8 @@ def check_columns(cfg: SourceConfig, where: str, columns: list[str]) -> None:
         wanted["completion_field"] = cfg.completion_field
     if cfg.label_field:
         wanted["label_field"] = cfg.label_field
+    if cfg.difficulty_field:
+        wanted["difficulty_field"] = cfg.difficulty_field
     for setting, key in wanted.items():
         if key not in columns:
             raise ProblemSourceError(

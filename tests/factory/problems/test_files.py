@@ -41,6 +41,19 @@ def test_math500_column_mapping(shared_data):
     assert all(r.gold for r in records)
 
 
+def test_difficulty_field_goes_to_meta_and_a_wrong_one_is_named(shared_data):
+    path = str(shared_data / "math500" / "test.jsonl")
+    cfg = SourceConfig(
+        kind="file", path=path, question_field="problem", difficulty_field="level", limit=20
+    )
+    records = list(load_problems(cfg))
+    levels = {r.meta["difficulty"] for r in records}
+    assert levels <= {"1", "2", "3", "4", "5"} and len(levels) > 1  # MATH levels, as text
+    wrong = SourceConfig(kind="file", path=path, question_field="problem", difficulty_field="lvl")
+    with pytest.raises(ProblemSourceError, match=r"column 'lvl' not found.*source.difficulty_field"):
+        check_source(wrong)
+
+
 def test_sharding_by_rank(shared_data):
     cfg = SourceConfig(kind="file", path=str(shared_data / "gsm8k" / "test.jsonl"), limit=10)
     shards = [[r.problem_id for r in load_problems(cfg, rank, 3)] for rank in range(3)]
