@@ -597,6 +597,30 @@ def diff(
 
 
 @app.command()
+def report(
+    paths: Annotated[
+        list[str], typer.Argument(help="run directories and published folders (globs allowed)")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="the HTML file to write")] = Path(
+        "report.html"
+    ),
+) -> None:
+    """A self-contained HTML quality report: funnel per stage, acceptance, lengths, drop reasons
+    with examples, verifier agreement, dedup, decontamination, cost, mixes."""
+    from factory.errors import FactoryError
+    from factory.report import build_report
+
+    try:
+        result = build_report(paths, out)
+    except FactoryError as exc:
+        _fail(exc)
+    typer.echo(
+        f"report: {result['out']} ({result['bytes'] / 1e3:,.0f} kB, {len(result['charts'])} charts, "
+        f"{result['seconds_total']:.1f} s)"
+    )
+
+
+@app.command()
 def recipes() -> None:
     """List the recipes in recipes/ with their descriptions."""
     import yaml

@@ -1,0 +1,330 @@
+"""The numbers behind `factory report`: every section as plain values, from the warehouse views.
+
+`report_data(paths)` opens the warehouse over run directories and published folders (the same
+inputs as `factory query`) and returns one dict per report section. Everything is an aggregate
+computed by DuckDB over the small metadata columns; the long text (problem, completion) is read
+only for the handful of example rows shown under the top drop reasons and the contamination
+hits, fetched by id after the ids are chosen from metadata. That keeps a report over a
+million-trace run to a few seconds of queries (benchmarks/bench_report.py).
+
+A *sample* is a row the teacher answered: a kept trace, or a reject past the `generate` stage
+(tombstones of failed requests are not samples). Acceptance is kept / samples, so a published
+folder (kept rows only) shows 100% and says so. Per-stage funnels, dedup summaries,
+decontamination settings and mix targets come from each run's manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from factory.stats import AGREEMENT
+from factory.storage.rundir import current_version, read_manifest
+
+TOP_GROUPS = 20  # bars per acceptance chart; the rest are summed into "(other)"
+TOP_DROPS = 12  # drop reasons in the chart
+EXAMPLE_REASONS = 6  # reasons with example rows
+EXAMPLES_PER_REASON = 2
+HIST_BINS = 40
+NONE = "(none)"
+
+SAMPLES = """
+SELECT input, run_id, source, teacher_model, meta, completion_tokens, 1 AS kept FROM traces
+UNION ALL
+SELECT input, run_id, source, teacher_model, meta, completion_tokens, 0 AS kept FROM rejects
+WHERE sample_index IS NOT NULL AND stage != 'generate'
+"""
+
+# reasoning-gym problems carry their generator's difficulty settings; file/hub sources the
+# column named by source.difficulty_field
+DIFFICULTY = """coalesce(
+    json_extract_string(meta, '$.difficulty'),
+    json_extract_string(meta, '$.level'),
+    regexp_replace(CAST(json_extract(meta, '$.generator_metadata.difficulty') AS VARCHAR),
+                   '["{} ]', '', 'g'))"""
+
+GROUPINGS = {  # acceptance by …: label → SQL expression over SAMPLES
+    "source": "source",
+    "difficulty": DIFFICULTY,
+    "teacher": "teacher_model",
+}
+
+
+def report_data(paths: list[str | Path]) -> dict[str, Any]:
+    """Every section of the report over `paths` (runs and published folders, globs allowed)."""
+    import duckdb
+
+    from factory.warehouse import create_views, expand, resolve
+
+    inputs = [resolve(p) for p in expand(paths)]
+    manifests = [_manifest(i.path) if i.kind == "run" else None for i in inputs]
+    con = duckdb.connect()
+    try:
+        create_views(con, inputs)
+        # samples of runs that generated them: a mix's or a published folder's rows are
+        # selections of samples counted in their own runs already
+        generating = [str(i.path) for i, m in zip(inputs, manifests, strict=True) if _generated(m)]
+        where = "WHERE input IN (SELECT unnest(?))" if generating else ""
+        con.execute(
+            f"CREATE TEMP TABLE samples AS SELECT * FROM ({SAMPLES}) {where}",
+            [generating] if generating else [],
+        )  # read once, grouped five ways
+        return {
+            "inputs": [{"path": str(i.path), "kind": i.kind} for i in inputs],
+            "runs": _rows(con, RUNS),
+            "funnels": [_funnel(i, m) for i, m in zip(inputs, manifests, strict=True)],
+            "acceptance": {k: _acceptance(con, expr) for k, expr in GROUPINGS.items()},
+            "verifiers": _rows(con, VERIFIERS),
+            "lengths": _lengths(con),
+            "drops": _drops(con),
+            "agreement": _rows(con, AGREEMENT),
+            "outcomes": _rows(con, OUTCOMES),
+            "clusters": _rows(con, CLUSTER_SIZES),
+            "dedup": [_dedup(i, m) for i, m in zip(inputs, manifests, strict=True) if m],
+            "contamination": {
+                "by_benchmark": _rows(con, CONTAMINATION_BY_BENCHMARK),
+                "examples": _rows(con, CONTAMINATION_EXAMPLES),
+                "checked": [_decontamination(i, m) for i, m in zip(inputs, manifests, strict=True)],
+            },
+            "costs": _rows(con, COSTS.format(where=where), [generating] if generating else []),
+            "samples_from": generating or [str(i.path) for i in inputs],
+            "mixes": [
+                _mix(i, m) for i, m in zip(inputs, manifests, strict=True) if m and m.get("mix")
+            ],
+            "published_only": all(i.kind == "published" for i in inputs),
+        }
+    finally:
+        con.close()
+
+
+def _generated(manifest: dict[str, Any] | None) -> bool:
+    return bool(manifest) and not manifest.get("mix")
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    return read_manifest(current_version(path) or path)
+
+
+def _rows(con, sql: str, params: list | None = None) -> list[dict[str, Any]]:
+    cur = con.execute(sql, params or [])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+RUNS = """
+SELECT input, kind, run_id, recipe, teacher_backend, teacher_model, generated, kept,
+       seconds, cost_usd, finished_at
+FROM runs ORDER BY input, run_id
+"""
+
+
+def _funnel(i, manifest: dict[str, Any] | None) -> dict[str, Any]:
+    """One run's stages in order: rows in, rows out, drops by reason (published: rows only)."""
+    name = Path(i.path).name
+    if manifest is None:
+        rows = sum(r.get("rows_traces") or 0 for r in i.runs)
+        return {"input": str(i.path), "name": name, "kind": i.kind, "stages": [], "kept": rows}
+    stages = [
+        {
+            "name": s["name"],
+            "inputs": s.get("inputs"),
+            "outputs": s.get("outputs"),
+            "drops": s.get("drops") or {},
+        }
+        for s in manifest.get("stages") or []
+    ]
+    return {
+        "input": str(i.path),
+        "name": name,
+        "kind": i.kind,
+        "recipe": manifest.get("recipe_name"),
+        "run_id": manifest.get("run_id"),
+        "stages": stages,
+        "funnel": manifest.get("funnel") or {},
+        "kept": (manifest.get("rows") or {}).get("traces"),
+    }
+
+
+def _acceptance(con, expr: str) -> list[dict[str, Any]]:
+    rows = _rows(
+        con,
+        f"""
+        SELECT coalesce(CAST({expr} AS VARCHAR), '{NONE}') AS "group", count(*) AS samples,
+               sum(kept) AS kept
+        FROM samples GROUP BY 1 ORDER BY samples DESC, "group"
+        """,
+    )
+    if len(rows) > TOP_GROUPS:  # the long tail as one bar
+        rest = rows[TOP_GROUPS - 1 :]
+        rows = [
+            *rows[: TOP_GROUPS - 1],
+            {
+                "group": f"(other {len(rest)})",
+                "samples": sum(r["samples"] for r in rest),
+                "kept": sum(r["kept"] for r in rest),
+            },
+        ]
+    for r in rows:
+        r["kept"] = int(r["kept"] or 0)
+        r["acceptance"] = r["kept"] / r["samples"] if r["samples"] else None
+    return rows
+
+
+VERIFIERS = """
+SELECT verifier, verdict, count(*) AS n, count(*) FILTER (WHERE kept) AS kept
+FROM verdicts GROUP BY ALL ORDER BY verifier, n DESC
+"""
+
+
+def _lengths(con) -> dict[str, Any]:
+    """Completion-token histograms of kept and rejected samples on shared bins (to the 99.5th
+    percentile; longer samples fall in the last bin)."""
+    hi, n = con.execute(
+        "SELECT quantile_disc(completion_tokens, 0.995), count(completion_tokens) FROM samples"
+    ).fetchone()
+    if not n:
+        return {"edges": [], "kept": [], "rejected": [], "median": {}, "n": 0}
+    width = max(1, -(-int(hi or 1) // HIST_BINS))
+    counts = con.execute(
+        f"""
+        SELECT kept, least(CAST(completion_tokens // {width} AS INTEGER), {HIST_BINS - 1}) AS bin,
+               count(*) AS n
+        FROM samples WHERE completion_tokens IS NOT NULL GROUP BY ALL
+        """
+    ).fetchall()
+    series = {1: [0] * HIST_BINS, 0: [0] * HIST_BINS}
+    for kept, b, count in counts:
+        series[kept][b] = count
+    medians = dict(
+        con.execute("SELECT kept, median(completion_tokens) FROM samples GROUP BY kept").fetchall()
+    )
+    return {
+        "edges": [b * width for b in range(HIST_BINS + 1)],
+        "kept": series[1],
+        "rejected": series[0],
+        "median": {"kept": medians.get(1), "rejected": medians.get(0)},
+        "n": n,
+    }
+
+
+def _drops(con) -> dict[str, Any]:
+    top = _rows(
+        con,
+        f"""
+        SELECT stage, drop_reason, count(*) AS n FROM rejects
+        GROUP BY ALL ORDER BY n DESC, stage, drop_reason LIMIT {TOP_DROPS}
+        """,
+    )
+    total = con.execute("SELECT count(*) FROM rejects").fetchone()[0]
+    shown = top[:EXAMPLE_REASONS]
+    if not shown:
+        return {"top": [], "total": total, "examples": []}
+    # choose the example rows from metadata, then read the text of just those rows
+    pairs = " OR ".join("(stage = ? AND drop_reason = ?)" for _ in shown)
+    params = [x for r in shown for x in (r["stage"], r["drop_reason"])]
+    picked = _rows(
+        con,
+        f"""
+        SELECT stage, drop_reason, input, coalesce(id, problem_id) AS key FROM (
+            SELECT stage, drop_reason, input, id, problem_id,
+                   row_number() OVER (PARTITION BY stage, drop_reason
+                                      ORDER BY coalesce(id, problem_id)) AS k
+            FROM rejects WHERE {pairs}
+        ) WHERE k <= {EXAMPLES_PER_REASON}
+        """,
+        params,
+    )
+    keys = sorted({r["key"] for r in picked})
+    marks = ", ".join("?" for _ in keys)
+    text = _rows(
+        con,
+        f"""
+        SELECT input, coalesce(id, problem_id) AS key, problem, answer, gold, completion,
+               to_json(verdicts) AS verdicts
+        FROM rejects WHERE coalesce(id, problem_id) IN ({marks})
+        """,
+        keys,
+    )
+    by_key = {(t["input"], t["key"]): t for t in text}
+    examples = []
+    for r in shown:
+        rows = [
+            {**by_key[(p["input"], p["key"])], "stage": r["stage"], "drop_reason": r["drop_reason"]}
+            for p in picked
+            if (p["stage"], p["drop_reason"]) == (r["stage"], r["drop_reason"])
+            and (p["input"], p["key"]) in by_key
+        ]
+        for row in rows:
+            row["verdicts"] = json.loads(row["verdicts"]) if row["verdicts"] else []
+        examples.append({"stage": r["stage"], "drop_reason": r["drop_reason"], "rows": rows})
+    return {"top": top, "total": total, "examples": examples}
+
+
+# the primary verifier's verdict against what happened to the row
+OUTCOMES = """
+SELECT verifier, verdict, CASE WHEN kept THEN 'kept' ELSE 'dropped at ' || stage END AS outcome,
+       count(*) AS n
+FROM verdicts WHERE is_primary GROUP BY ALL ORDER BY verifier, verdict, outcome
+"""
+
+CLUSTER_SIZES = """
+SELECT level, size, count(*) AS clusters, sum(size) AS rows FROM (
+    SELECT DISTINCT input, run_id, level, cluster, size FROM clusters
+) GROUP BY ALL ORDER BY level, size
+"""
+
+
+def _dedup(i, manifest: dict[str, Any]) -> dict[str, Any]:
+    out = {"input": str(i.path), "name": Path(i.path).name}
+    for level in ("problems", "traces"):
+        d = (manifest.get("dedup") or {}).get(level) or {}
+        out[level] = {
+            k: d.get(k) for k in ("rows", "clusters", "duplicates", "largest_cluster", "threshold")
+        }
+    return out
+
+
+CONTAMINATION_BY_BENCHMARK = """
+SELECT benchmark, level, count(*) AS rows, count(DISTINCT item) AS items
+FROM contamination GROUP BY ALL ORDER BY rows DESC, benchmark, level
+"""
+
+CONTAMINATION_EXAMPLES = """
+SELECT benchmark, level, item, ngram, problem_id, left(problem, 400) AS problem
+FROM contamination ORDER BY benchmark, level, problem_id LIMIT 8
+"""
+
+
+def _decontamination(i, manifest: dict[str, Any] | None) -> dict[str, Any]:
+    d = (manifest or {}).get("decontamination") or {}
+    return {
+        "input": str(i.path),
+        "name": Path(i.path).name,
+        "n": d.get("n"),
+        "benchmarks": d.get("benchmarks") or {},
+        "recorded": bool(d),
+    }
+
+
+COSTS = """
+SELECT teacher_model, sum(samples) AS samples, sum(prompt_tokens) AS prompt_tokens,
+       sum(completion_tokens) AS completion_tokens, sum(kept) AS kept, sum(cost_usd) AS cost_usd,
+       sum(prompt_tokens) / nullif(sum(kept), 0) AS prompt_tokens_per_kept,
+       sum(completion_tokens) / nullif(sum(kept), 0) AS completion_tokens_per_kept,
+       sum(cost_usd) / nullif(sum(kept), 0) AS cost_per_kept_usd
+FROM costs {where} GROUP BY teacher_model ORDER BY teacher_model
+"""
+
+
+def _mix(i, manifest: dict[str, Any]) -> dict[str, Any]:
+    mix = manifest["mix"]
+    return {
+        "input": str(i.path),
+        "name": Path(i.path).name,
+        "unit": mix.get("unit"),
+        "buckets": [
+            {k: b.get(k) for k in ("name", "target", "achieved", "available", "shortfall")}
+            for b in mix.get("buckets") or []
+        ],
+    }

@@ -1,0 +1,198 @@
+"""`factory report` (factory/report.py, report_data.py, report_charts.py): exact numbers of every
+section over the warehouse test's runs (planted duplicates, a GSM8K leak, a price, two
+verifiers, a published folder) plus a mix with a shortfall; the page is self-contained, escapes
+model text and says why an empty section is empty. The page in a real browser:
+test_report_browser.py."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from factory.errors import FactoryError
+from factory.mix import run_mix
+from factory.mix_recipe import load_mix_recipe
+from factory.pipeline import run_recipe
+from factory.recipe import load_recipe
+from factory.report import build_report
+from factory.report_data import report_data
+from factory.teachers.base import Sample
+from tests.factory.test_warehouse import inputs  # noqa: F401  (the module fixture)
+from tests.helpers import factory, file_overrides, problems_file
+
+HOSTILE = "<script>alert('x')</script><img src=http://example.com/x.png>"
+
+
+class HostileTeacher:
+    """Always wrong, and writes markup and a remote image into its reasoning."""
+
+    model_name = "fake"
+
+    def generate(self, requests, cfg):
+        for request in requests:
+            text = f"<think>\n{HOSTILE} step {request.sample_index}\n</think>\n\n\\boxed{{-1}}"
+            yield request, Sample(text, 5, 7, "stop")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def mix_run(inputs, tmp_path_factory):  # noqa: F811
+    """The math run's 6 kept rows mixed into a bucket that asks for 10 (a shortfall of 4)."""
+    math, _, _ = inputs
+    tmp = tmp_path_factory.mktemp("report-mix")
+    path = tmp / "mix.yaml"
+    bucket = {"name": "math", "target": 10, "inputs": [{"path": str(math)}]}
+    path.write_text(yaml.safe_dump({"description": "t", "mix": {"buckets": [bucket]}}))
+    run_mix(load_mix_recipe(str(path)), tmp / "mix")
+    return tmp / "mix"
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report-hostile")
+    problems = problems_file(tmp / "p.jsonl", 3)
+    keys = {"dedup.traces.near": "false", "dedup.problems.near": "false"}
+    recipe = load_recipe("math-cot", file_overrides(problems, **keys))
+    run_recipe(recipe, tmp / "run", teacher=HostileTeacher())
+    return tmp / "run"
+
+
+def test_the_numbers_of_one_run(inputs):  # noqa: F811
+    math, _, _ = inputs
+    d = report_data([math])
+    (funnel,) = d["funnels"]
+    names = [s["name"] for s in funnel["stages"]]
+    assert names[:2] == ["problems", "has_gold"] and names[-1] == "dedup_traces"
+    stages = {s["name"]: s for s in funnel["stages"]}
+    assert stages["verify"]["drops"] == {"wrong_answer": 3}
+    assert stages["dedup_traces"]["drops"] == {"duplicate_exact": 3}
+    assert stages["decontaminate_problems"]["drops"] == {"contaminated:gsm8k_test": 1}
+    # 12 samples, 6 kept; one source and one teacher
+    assert [(r["group"], r["samples"], r["kept"]) for r in d["acceptance"]["source"]] == [
+        ("problems", 12, 6)
+    ]
+    assert [(r["group"], r["kept"]) for r in d["acceptance"]["teacher"]] == [("fake", 6)]
+    assert [r["group"] for r in d["acceptance"]["difficulty"]] == ["(none)"]  # a plain file
+    assert {(v["verdict"], v["n"], v["kept"]) for v in d["verifiers"]} == {
+        ("pass", 9, 6),
+        ("fail", 3, 0),
+    }
+    h = d["lengths"]
+    assert (sum(h["kept"]), sum(h["rejected"]), h["n"]) == (6, 6, 12)  # 20 tokens each
+    assert h["median"] == {"kept": 20.0, "rejected": 20.0}
+    top = {(r["stage"], r["drop_reason"]): r["n"] for r in d["drops"]["top"]}
+    assert top == {
+        ("verify", "wrong_answer"): 3,
+        ("dedup_traces", "duplicate_exact"): 3,
+        ("decontaminate_problems", "contaminated:gsm8k_test"): 1,
+    }
+    for ex in d["drops"]["examples"]:  # two real rows of each reason (one leak only)
+        assert len(ex["rows"]) == (1 if ex["drop_reason"].startswith("contaminated") else 2)
+    wrong = next(e for e in d["drops"]["examples"] if e["drop_reason"] == "wrong_answer")
+    assert all(r["answer"] != r["gold"] and r["completion"] for r in wrong["rows"])
+    assert d["agreement"] == []  # one verifier
+    assert {(o["verdict"], o["outcome"], o["n"]) for o in d["outcomes"]} == {
+        ("pass", "kept", 6),
+        ("pass", "dropped at dedup_traces", 3),
+        ("fail", "dropped at verify", 3),
+    }
+    assert [(c["size"], c["clusters"]) for c in d["clusters"]] == [(1, 3), (2, 3)]
+    assert d["dedup"][0]["traces"]["duplicates"] == 3
+    c = d["contamination"]
+    assert [(r["benchmark"], r["level"], r["rows"]) for r in c["by_benchmark"]] == [
+        ("gsm8k_test", "problems", 1)
+    ]
+    assert c["checked"][0]["benchmarks"] == {"gsm8k_test": 1319}
+    ((cost,),) = [d["costs"]]
+    assert (cost["kept"], cost["cost_usd"], cost["cost_per_kept_usd"]) == (6, 600.0, 100.0)
+    assert (cost["prompt_tokens_per_kept"], cost["completion_tokens_per_kept"]) == (20.0, 40.0)
+    assert d["mixes"] == []
+
+
+def test_two_verifiers_give_a_confusion_matrix(inputs):  # noqa: F811
+    _, reverify, _ = inputs
+    d = report_data([reverify])
+    cells = {(r["verdict_a"], r["verdict_b"]): r["n"] for r in d["agreement"]}
+    assert {(r["verifier_a"], r["verifier_b"]) for r in d["agreement"]} == {("label", "math")}
+    assert sum(cells.values()) == 12
+    assert cells.get(("pass", "fail"), 0) + cells.get(("fail", "pass"), 0) == 1  # README: 1
+
+
+def test_a_mix_shows_achieved_vs_target_and_is_not_counted_as_samples(inputs, mix_run):  # noqa: F811
+    math, _, _ = inputs
+    d = report_data([math, mix_run])
+    ((m,),) = [d["mixes"]]
+    assert m["unit"] == "samples"
+    assert m["buckets"] == [
+        {"name": "math", "target": 10, "achieved": 6, "available": 6, "shortfall": 4}
+    ]
+    # the mix's rows are the math run's samples again: acceptance counts them once
+    assert d["samples_from"] == [str(math)]
+    assert [(r["samples"], r["kept"]) for r in d["acceptance"]["source"]] == [(12, 6)]
+
+
+def test_a_published_folder_alone(inputs, tmp_path):  # noqa: F811
+    _, _, published = inputs
+    result = build_report([published], tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    assert "A published folder: 6 kept rows" in page
+    assert "kept rows only (published folders)" in page
+    assert "Nothing was dropped" in page
+    assert result["charts"]  # acceptance, lengths, verdicts, costs still drawn
+
+
+def test_the_page_is_self_contained_and_complete(inputs, mix_run, tmp_path):  # noqa: F811
+    math, reverify, published = inputs
+    result = build_report([math, reverify, published, mix_run], tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    for section in result["sections"]:
+        assert f'<section id="{section}">' in page and f'href="#{section}"' in page
+    kinds = {re.sub(r"-\d+$", "", c) for c in result["charts"]}
+    assert kinds == {
+        "funnel", "acceptance-source", "acceptance-teacher", "acceptance-verifier", "lengths",
+        "drops", "confusion", "outcome", "clusters", "contamination", "costs", "mix",
+    }  # fmt: skip
+    assert page.count("<svg") == len(result["charts"]) == len(set(result["charts"]))
+    # nothing to fetch: no script, no external reference (SVG namespaces are names, not loads)
+    assert "<script" not in page.lower()
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", page)
+    assert refs and all(r.startswith("#") for r in refs), refs
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))  # clip paths of many charts never collide
+    assert "No difficulty recorded" in page  # file sources without source.difficulty_field
+
+
+def test_model_text_is_escaped(hostile_run, tmp_path):
+    build_report([hostile_run], tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page  # shown, as text
+    assert "No decontamination hits" in page and "No mix among these inputs" in page
+
+
+def test_procedural_problems_are_grouped_by_difficulty(tmp_path):
+    keys = {
+        "teacher.backend": "solver", "teacher.model": "solver", "source.limit": "6",
+        "dedup.traces.near": "false", "dedup.problems.near": "false",
+    }  # fmt: skip
+    recipe = load_recipe("math-cot", [f"{k}={v}" for k, v in keys.items()])
+    run_recipe(recipe, tmp_path / "run")
+    groups = {r["group"] for r in report_data([tmp_path / "run"])["acceptance"]["difficulty"]}
+    assert groups == {"num_digits:[1,1],num_terms:[2,2]", "num_digits:[1,1],num_terms:[2,3]"}
+
+
+def test_the_command(inputs, tmp_path):  # noqa: F811
+    math, _, _ = inputs
+    out = tmp_path / "sub" / "report.html"
+    r = factory("report", str(math), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert re.match(r"report: .*report\.html \(\d+ kB, \d+ charts, [\d.]+ s\)", r.stdout)
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    bad = factory("report", str(tmp_path / "missing"), "--out", str(out))
+    assert bad.returncode == 2 and "no such folder" in bad.stderr
+    with pytest.raises(FactoryError, match="no path matches this glob"):
+        build_report([str(tmp_path / "nothing-*")], out)

@@ -1,0 +1,111 @@
+"""The analyst's tools on a run of every shipped run recipe: each recipe runs (a few problems,
+no model download) and then every warehouse view answers, `factory report` writes its page and
+`factory show` prints rows. Arithmetic recipes are answered by the exact solver teacher (with
+slips, so journeys and drops exist); the rest by a canned teacher whose answers are mostly
+wrong, so those runs mostly exercise the rejects. Training recipes (distill-*) make no run and
+are not listed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from factory.inspect_traces import find_traces
+from factory.mix import run_mix
+from factory.mix_recipe import load_mix_recipe
+from factory.pipeline import run_recipe
+from factory.recipe import known_recipes, load_recipe
+from factory.report import build_report
+from factory.teachers.base import Sample
+from factory.warehouse import VIEWS, open_warehouse
+
+SOLVER = {"teacher.backend": "solver", "teacher.solver_error_rate": "0.3"}
+RUNS = {  # recipe → overrides (few problems, no near-dedup sketches to keep it quick)
+    "math-cot": {**SOLVER, "source.limit": "6"},
+    "arith-solver": {**SOLVER, "source.limit": "8"},
+    "journey-math": {**SOLVER, "source.limit": "8"},
+    "eval-arith": {**SOLVER, "source.limit": "6"},
+    "gsm8k-cot": {"source.limit": "4"},
+    "eval-gsm8k": {"source.limit": "4"},
+    "eval-math500": {"source.limit": "4"},
+    "knowledge": {"source.limit": "6"},
+    "code-cot": {"source.limit": "2"},
+    "reverify": {},
+}
+MIXES = {"r1-mix"}  # mixes of the math-cot and knowledge runs above
+
+
+class CannedTeacher:
+    """Code for code problems, a city for questions, else the last number of the problem
+    (sample 0) or 42 (sample 1), always inside a think block."""
+
+    model_name = "canned"
+
+    def generate(self, requests, cfg):
+        for request in requests:
+            user = request.messages[-1]["content"]
+            if "def " in user:
+                body = "```python\ndef solution(*args):\n    return None\n```"
+            elif re.search(r"\b(capital|Who|What|Which)\b", user):
+                body = "Paris"
+            else:
+                numbers = re.findall(r"\d+", user)
+                guess = numbers[-1] if numbers and request.sample_index == 0 else "42"
+                body = f"The answer is \\boxed{{{guess}}}."
+            text = f"<think>\nReading the problem carefully, step {request.sample_index}.\n</think>\n\n{body}"
+            yield request, Sample(text, 40, 25, "stop")
+
+    def close(self) -> None:
+        pass
+
+
+def test_every_run_recipe_is_covered():
+    shipped = {name for name in known_recipes() if not name.startswith("distill-")}
+    assert shipped == set(RUNS) | MIXES
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("every-recipe")
+    out = {}
+    for name, keys in RUNS.items():
+        solver = keys.get("teacher.backend") == "solver"
+        keys = keys if solver else {**keys, "teacher.model": CannedTeacher.model_name}
+        recipe = load_recipe(name, [f"{k}={v}" for k, v in keys.items()])
+        teacher = None if solver else CannedTeacher()
+        run_recipe(recipe, base / name, teacher=teacher)
+        out[name] = base / name
+    # r1-mix reads the default run directories of math-cot and knowledge; point its buckets
+    # at the runs above instead
+    mix = load_mix_recipe(
+        "r1-mix",
+        [
+            f"mix.buckets.reasoning.inputs=[{{path: {out['math-cot']}}}]",
+            f"mix.buckets.knowledge.inputs=[{{path: {out['knowledge']}}}]",
+        ],
+    )
+    run_mix(mix, base / "r1-mix")
+    out["r1-mix"] = base / "r1-mix"
+    return out
+
+
+@pytest.mark.parametrize("name", [*RUNS, *MIXES])
+def test_views_report_and_show_work_on_the_run(runs, name, tmp_path):
+    run = runs[name]
+    con = open_warehouse([run])
+    try:
+        counts = {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in VIEWS}
+        kept, rejects = counts["traces"], counts["rejects"]
+        manifest_rows = con.execute("SELECT rows_traces, rows_rejects FROM runs").fetchone()
+    finally:
+        con.close()
+    assert (kept, rejects) == manifest_rows and counts["runs"] == 1
+    assert kept + rejects > 0
+    result = build_report([run], tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert all(f'<section id="{s}">' in page for s in result["sections"])
+    assert result["charts"] and page.count("<svg") == len(result["charts"])
+    assert "funnel-0" in result["charts"]  # every run has its per-stage funnel drawn
+    rows = find_traces(run, where=None, limit=3, include_rejects=True)
+    assert 0 < len(rows) <= 3
