@@ -216,9 +216,9 @@ def _table(text: Text, start: int, stop: int, schema, run_id: str, rejects: bool
     return pa.Table.from_arrays([pa.array(columns[f.name], f.type) for f in schema], schema=schema)
 
 
-def write_run(out: Path, rows: int) -> dict:
+def write_run(out: Path, rows: int, extra: dict | None = None) -> dict:
     """A finished run directory with `rows` samples (80% kept), in the layout `factory run`
-    writes; returns its manifest."""
+    writes, `extra` added to its manifest; returns the manifest."""
     from factory.pipeline import REJECT_COLUMNS, _problem_schema
     from factory.record import arrow_schema
     from factory.storage.rundir import RunDir
@@ -274,6 +274,7 @@ def write_run(out: Path, rows: int) -> dict:
             "funnel": {"problems": rows // 4, "generated": rows, "kept": kept},
             "rows": {"traces": kept, "rejects": rows - kept, "problems": 0},
             "files": files,
+            **(extra or {}),
         }
         rundir.publish(run_id, manifest)
     return manifest

@@ -570,7 +570,7 @@ def _costs(page: Page, data) -> list[str]:
     rows = data["costs"]
     if not rows:
         return [_empty("No samples with token counts.")]
-    kept = [r for r in rows if r["kept"]]
+    kept = [r for r in rows if r["kept"] and (r["prompt_tokens"] or r["completion_tokens"])]
     out = []
     if kept:
         names = [r["teacher_model"] or "(unknown)" for r in kept]

@@ -87,6 +87,9 @@ def bars(
         if percent:
             ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
             ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        else:  # counts: whole-number ticks
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
         for k, v in enumerate(values):
             text = notes[k] if notes else f"{v:,.4g}"
             ax.annotate(

@@ -50,7 +50,9 @@ def test_difficulty_field_goes_to_meta_and_a_wrong_one_is_named(shared_data):
     levels = {r.meta["difficulty"] for r in records}
     assert levels <= {"1", "2", "3", "4", "5"} and len(levels) > 1  # MATH levels, as text
     wrong = SourceConfig(kind="file", path=path, question_field="problem", difficulty_field="lvl")
-    with pytest.raises(ProblemSourceError, match=r"column 'lvl' not found.*source.difficulty_field"):
+    with pytest.raises(
+        ProblemSourceError, match=r"column 'lvl' not found.*source.difficulty_field"
+    ):
         check_source(wrong)
 
 
