@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from factory import __version__
+from factory.errors import FactoryError
 from factory.report_charts import KEPT, NEUTRAL, PALETTE, REJECTED, TARGET
 from factory.report_data import report_data
 
@@ -69,9 +70,7 @@ def build_report(paths: list[str | Path], out: Path) -> dict[str, Any]:
         body.append(f'<section id="{anchor}"><h2>{html.escape(title)}</h2>')
         body.extend(render(page, data))
         body.append("</section>")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_document(data, sections, body), encoding="utf-8")
+    _write(Path(out), _document(data, sections, body))
     return {
         "out": str(out),
         "charts": page.charts,
@@ -80,6 +79,25 @@ def build_report(paths: list[str | Path], out: Path) -> dict[str, Any]:
         "seconds_total": round(time.perf_counter() - t0, 3),
         "bytes": out.stat().st_size,
     }
+
+
+def _write(out: Path, text: str) -> None:
+    """Beside the target, then renamed over it: a failed report leaves the old one whole."""
+    if out.is_dir():
+        raise ReportError(
+            f"--out {out}: is a folder; name the HTML file to write, e.g. {out}/report.html"
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        raise ReportError(f"--out {out}: cannot write it ({exc.strerror or exc})") from None
+
+
+class ReportError(FactoryError):
+    """The report cannot be written where it was asked to go."""
 
 
 class Page:

@@ -16,6 +16,7 @@ decontamination settings and mix targets come from each run's manifest.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,10 @@ def report_data(paths: list[str | Path]) -> dict[str, Any]:
             "inputs": [{"path": str(i.path), "kind": i.kind} for i in inputs],
             "runs": _rows(con, RUNS),
             "funnels": [_funnel(i, m) for i, m in zip(inputs, manifests, strict=True)],
-            "acceptance": {k: _acceptance(con, expr) for k, expr in GROUPINGS.items()},
+            "acceptance": {
+                k: _acceptance(con, expr, by_label=k == "difficulty")
+                for k, expr in GROUPINGS.items()
+            },
             "verifiers": _rows(con, VERIFIERS),
             "lengths": _lengths(con),
             "drops": _drops(con),
@@ -146,7 +150,8 @@ def _funnel(i, manifest: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _acceptance(con, expr: str) -> list[dict[str, Any]]:
+def _acceptance(con, expr: str, by_label: bool = False) -> list[dict[str, Any]]:
+    """Samples and kept per group, largest groups first (`by_label`: in label order)."""
     rows = _rows(
         con,
         f"""
@@ -168,7 +173,13 @@ def _acceptance(con, expr: str) -> list[dict[str, Any]]:
     for r in rows:
         r["kept"] = int(r["kept"] or 0)
         r["acceptance"] = r["kept"] / r["samples"] if r["samples"] else None
+    if by_label:  # levels read in their own order: 1, 2, … 10, then (none) and (other)
+        rows.sort(key=lambda r: (r["group"].startswith("("), _natural(r["group"])))
     return rows
+
+
+def _natural(label: str) -> list:
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", label)]
 
 
 VERIFIERS = """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,29 @@ def trace(completion: str | None, finish: str = "stop", **fields):
         "messages": [{"role": "user", "content": "q"}],
     }
     return Record(**{**base, **fields})
+
+
+class CannedTeacher:
+    """Code for code problems, a city for questions, else the last number of the problem
+    (sample 0) or 42 (sample 1), always inside a think block."""
+
+    model_name = "canned"
+
+    def generate(self, requests, cfg):
+        from factory.teachers.base import Sample
+
+        for request in requests:
+            user = request.messages[-1]["content"]
+            if "def " in user:
+                body = "```python\ndef solution(*args):\n    return None\n```"
+            elif re.search(r"\b(capital|Who|What|Which)\b", user):
+                body = "Paris"
+            else:
+                numbers = re.findall(r"\d+", user)
+                guess = numbers[-1] if numbers and request.sample_index == 0 else "42"
+                body = f"The answer is \\boxed{{{guess}}}."
+            text = f"<think>\nReading the problem carefully, step {request.sample_index}.\n</think>\n\n{body}"
+            yield request, Sample(text, 40, 25, "stop")
+
+    def close(self) -> None:
+        pass

@@ -1,27 +1,26 @@
 """The analyst's tools on a run of every shipped run recipe: each recipe runs (a few problems,
-no model download) and then every warehouse view answers, `factory report` writes its page and
-`factory show` prints rows. Arithmetic recipes are answered by the exact solver teacher (with
-slips, so journeys and drops exist); the rest by a canned teacher whose answers are mostly
-wrong, so those runs mostly exercise the rejects. Training recipes (distill-*) make no run and
-are not listed."""
+no model download), then every warehouse view answers, `factory report` writes its page,
+`factory show` finds rows and `factory diff` compares the run with itself. Arithmetic recipes
+are answered by the exact solver teacher (with slips, so journeys and drops exist), the rest by
+tests.helpers.CannedTeacher, whose answers are mostly wrong, so those runs mostly exercise the
+rejects. Training recipes (distill-*) make no run and are not listed."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
+from factory.diff_runs import diff_runs
 from factory.inspect_traces import find_traces
 from factory.mix import run_mix
 from factory.mix_recipe import load_mix_recipe
 from factory.pipeline import run_recipe
 from factory.recipe import known_recipes, load_recipe
 from factory.report import build_report
-from factory.teachers.base import Sample
 from factory.warehouse import VIEWS, open_warehouse
+from tests.helpers import CannedTeacher
 
 SOLVER = {"teacher.backend": "solver", "teacher.solver_error_rate": "0.3"}
-RUNS = {  # recipe → overrides (few problems, no near-dedup sketches to keep it quick)
+RUNS = {  # recipe → overrides (a few problems each)
     "math-cot": {**SOLVER, "source.limit": "6"},
     "arith-solver": {**SOLVER, "source.limit": "8"},
     "journey-math": {**SOLVER, "source.limit": "8"},
@@ -34,30 +33,6 @@ RUNS = {  # recipe → overrides (few problems, no near-dedup sketches to keep i
     "reverify": {},
 }
 MIXES = {"r1-mix"}  # mixes of the math-cot and knowledge runs above
-
-
-class CannedTeacher:
-    """Code for code problems, a city for questions, else the last number of the problem
-    (sample 0) or 42 (sample 1), always inside a think block."""
-
-    model_name = "canned"
-
-    def generate(self, requests, cfg):
-        for request in requests:
-            user = request.messages[-1]["content"]
-            if "def " in user:
-                body = "```python\ndef solution(*args):\n    return None\n```"
-            elif re.search(r"\b(capital|Who|What|Which)\b", user):
-                body = "Paris"
-            else:
-                numbers = re.findall(r"\d+", user)
-                guess = numbers[-1] if numbers and request.sample_index == 0 else "42"
-                body = f"The answer is \\boxed{{{guess}}}."
-            text = f"<think>\nReading the problem carefully, step {request.sample_index}.\n</think>\n\n{body}"
-            yield request, Sample(text, 40, 25, "stop")
-
-    def close(self) -> None:
-        pass
 
 
 def test_every_run_recipe_is_covered():
@@ -109,3 +84,6 @@ def test_views_report_and_show_work_on_the_run(runs, name, tmp_path):
     assert "funnel-0" in result["charts"]  # every run has its per-stage funnel drawn
     rows = find_traces(run, where=None, limit=3, include_rejects=True)
     assert 0 < len(rows) <= 3
+    same = diff_runs(run, run)  # factory diff: a run against itself differs in nothing
+    assert same["recipe"]["same"] and same["recipe"]["changed"] == []
+    assert all(step["delta"] == 0 for step in same["funnel"])

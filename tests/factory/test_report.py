@@ -6,6 +6,7 @@ test_report_browser.py."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -20,7 +21,7 @@ from factory.report import build_report
 from factory.report_data import report_data
 from factory.teachers.base import Sample
 from tests.factory.test_warehouse import inputs  # noqa: F401  (the module fixture)
-from tests.helpers import factory, file_overrides, problems_file
+from tests.helpers import CannedTeacher, factory, file_overrides, problems_file
 
 HOSTILE = "<script>alert('x')</script><img src=http://example.com/x.png>"
 
@@ -196,3 +197,32 @@ def test_the_command(inputs, tmp_path):  # noqa: F811
     assert bad.returncode == 2 and "no such folder" in bad.stderr
     with pytest.raises(FactoryError, match="no path matches this glob"):
         build_report([str(tmp_path / "nothing-*")], out)
+    folder = factory("report", str(math), "--out", str(tmp_path))
+    assert folder.returncode == 2 and "is a folder; name the HTML file" in folder.stderr
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o500)
+    try:  # root ignores permissions: only check where they bind
+        if not os.access(tmp_path / "ro", os.W_OK):
+            denied = factory("report", str(math), "--out", str(tmp_path / "ro" / "r.html"))
+            assert denied.returncode == 2 and "cannot write it" in denied.stderr
+    finally:
+        (tmp_path / "ro").chmod(0o700)
+    before = out.read_text()
+    with pytest.raises(FactoryError):
+        build_report([str(tmp_path / "missing")], out)
+    assert out.read_text() == before  # a failed report leaves the last one whole
+
+
+def test_difficulty_levels_read_in_order(shared_data, tmp_path):
+    """MATH-500 levels through source.difficulty_field, grouped in level order."""
+    keys = {
+        "source.kind": "file", "source.path": str(shared_data / "math500/test.jsonl"),
+        "source.question_field": "problem", "source.difficulty_field": "level",
+        "source.limit": "40", "teacher.model": "canned", "dedup.traces.near": "false",
+        "dedup.problems.near": "false", "decontaminate.enabled": "false",
+    }  # fmt: skip
+    recipe = load_recipe("math-cot", [f"{k}={v}" for k, v in keys.items()])
+    run_recipe(recipe, tmp_path / "run", teacher=CannedTeacher())
+    rows = report_data([tmp_path / "run"])["acceptance"]["difficulty"]
+    assert [r["group"] for r in rows] == ["1", "2", "3", "4", "5"]
+    assert sum(r["samples"] for r in rows) == 80
