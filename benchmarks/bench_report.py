@@ -22,16 +22,14 @@ Printed: seconds, ratio report / baseline, the page's size and chart count. Goal
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_warehouse import REJECTS, write_run  # noqa: E402
+from benchmarks.bench_warehouse import REJECTS, _best, reuse_or_write  # noqa: E402
 
 METADATA = [
     "id", "problem_id", "source", "teacher_model", "meta", "prompt_tokens",
@@ -67,16 +65,6 @@ def manifest_blocks(rows: int) -> dict:
     }
 
 
-def _best(fn, repeat: int):
-    result = fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -91,12 +79,7 @@ def main() -> None:
     from factory.report import build_report
     from factory.report_data import report_data
 
-    t0 = time.perf_counter()
-    if a.reuse and (a.out / "manifest.json").is_file():
-        manifest = json.loads((a.out / "manifest.json").read_text())
-    else:
-        manifest = write_run(a.out, a.rows, manifest_blocks(a.rows))
-    written = time.perf_counter() - t0
+    manifest, written = reuse_or_write(a.out, a.rows, a.reuse, manifest_blocks(a.rows))
     base = a.out / ".versions" / manifest["run_id"]
     files = {
         t: [str(base / f["path"]) for f in manifest["files"][t]] for t in ("traces", "rejects")

@@ -280,6 +280,16 @@ def write_run(out: Path, rows: int, extra: dict | None = None) -> dict:
     return manifest
 
 
+def reuse_or_write(out: Path, rows: int, reuse: bool, extra: dict | None = None):
+    """The run at `out` if `reuse` and it is there, else a new one; (manifest, seconds)."""
+    t0 = time.perf_counter()
+    if reuse and (out / "manifest.json").is_file():
+        manifest = json.loads((out / "manifest.json").read_text())
+    else:
+        manifest = write_run(out, rows, extra)
+    return manifest, time.perf_counter() - t0
+
+
 # --- measuring --------------------------------------------------------------------------------
 
 
@@ -330,12 +340,7 @@ def main() -> None:
 
     from factory.warehouse import open_warehouse
 
-    t0 = time.perf_counter()
-    if a.reuse and (a.out / "manifest.json").is_file():
-        manifest = json.loads((a.out / "manifest.json").read_text())
-    else:
-        manifest = write_run(a.out, a.rows)
-    written = time.perf_counter() - t0
+    manifest, written = reuse_or_write(a.out, a.rows, a.reuse)
     base = a.out / ".versions" / manifest["run_id"]
     files = {
         t: [str(base / f["path"]) for f in manifest["files"][t]] for t in ("traces", "rejects")

@@ -232,10 +232,11 @@ def _funnels(page: Page, data) -> list[str]:
                     [s["name"] for s in stages],
                     [s["outputs"] or 0 for s in stages],
                     title="rows out of each stage",
-                    xlabel="rows (problems before generate, samples after)",
+                    xlabel="rows",
                     notes=notes,
                 ),
-                "Rows leaving each stage in order; in brackets, rows the stage dropped.",
+                "Rows leaving each stage in order (problems before <code>generate</code>, samples "
+                "from it on; a mix's buckets: rows); in brackets, rows the stage dropped.",
             )
         )
         rows = [
@@ -258,13 +259,23 @@ def _acceptance(page: Page, data) -> list[str]:
     from factory.report_charts import bars, stacked_bars
 
     out = []
-    note = ""
-    if data["published_only"]:
-        note = " These inputs hold kept rows only (published folders), so every share is 100%."
     out.append(
-        f"<p>Share of samples kept, over the samples of {len(data['samples_from'])} input(s) "
-        f"that generated them (a mix's rows are counted in the runs they came from).{note}</p>"
+        f"<p>Share of samples kept, each sample counted once: "
+        f"{len(data['samples_from'])} input(s) generated samples; rows of mixes and published "
+        "folders count only where their source run is not among the inputs.</p>"
     )
+    if data["journey_rows"]:
+        out.append(
+            f"<p>{data['journey_rows']:,} journey rows are not counted: each is built from a "
+            "wrong and a right sample, which are.</p>"
+        )
+    if data["kept_only_rows"]:
+        out.append(
+            f"<p><b>{data['kept_only_rows']:,} of these samples are kept rows of a mix or "
+            "published folder whose source run is not among the inputs</b>: their rejected "
+            "siblings are unknown, so they count as kept (add the source runs for the true "
+            "acceptance).</p>"
+        )
     for key, label in (
         ("source", "source"),
         ("difficulty", "difficulty"),
@@ -296,7 +307,8 @@ def _acceptance(page: Page, data) -> list[str]:
                     percent=True,
                     color=KEPT,
                 ),
-                f"Kept samples / samples per {label}; largest groups first.",
+                f"Kept samples / samples per {label}; "
+                + ("in level order." if key == "difficulty" else "largest groups first."),
             )
         )
     verdicts = data["verifiers"]
@@ -366,6 +378,11 @@ def _drops(page: Page, data) -> list[str]:
         return [_empty("Nothing was dropped (or these inputs keep no rejects: published folders).")]
     labels = [f"{r['stage']}: {r['drop_reason']}" for r in d["top"]]
     counts = [r["n"] for r in d["top"]]
+    notes = [
+        f"{r['n']:,} ({r['n'] / d['totals'][r['unit']]:.0%} of dropped {r['unit']})"
+        for r in d["top"]
+    ]
+    totals = ", ".join(f"{n:,} {unit}" for unit, n in sorted(d["totals"].items()))
     out = [
         page.figure(
             "drops",
@@ -375,10 +392,12 @@ def _drops(page: Page, data) -> list[str]:
                 counts,
                 title="top drop reasons",
                 xlabel="dropped rows",
-                notes=[f"{c:,} ({c / d['total']:.0%})" for c in counts],
+                notes=notes,
                 color=REJECTED,
             ),
-            f"{d['total']:,} dropped rows in all; the {len(labels)} most common stage: reason pairs.",
+            f"Dropped in all: {totals}. The {len(labels)} most common stage: reason pairs, each "
+            "with its share of the dropped problems or samples (problems are dropped before "
+            "generation, samples after).",
         )
     ]
     for ex in d["examples"]:
@@ -497,13 +516,19 @@ def _dedup(page: Page, data) -> list[str]:
                     colors={"traces clusters": NEUTRAL, "problems clusters": PALETTE[3]},
                     log=True,
                 ),
-                "Clusters by size (members, survivor included). Traces: every row that reached "
+                "Clusters by size (members, survivor included), in the runs that generated "
+                "samples. Traces: every row that reached "
                 "trace dedup; problems: only clusters with a duplicate (single problems carry no "
                 "cluster).",
             )
         )
     else:
-        out.append(_empty("No dedup clusters recorded in these inputs."))
+        out.append(
+            _empty(
+                "No dedup clusters: runs that generated samples record them; mixes and "
+                "published folders hold survivors only."
+            )
+        )
     rows = []
     for d in data["dedup"]:
         for level in ("problems", "traces"):

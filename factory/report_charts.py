@@ -20,6 +20,7 @@ WIDTH = 8.0  # inches at 100 dpi: 800 px, the page's content width
 
 _STYLE = {
     "svg.fonttype": "none",
+    "text.parse_math": False,  # labels are data: "$5 to $10" is text, not TeX
     "font.size": 10,
     "font.family": "sans-serif",
     "axes.spines.top": False,
@@ -55,6 +56,16 @@ def _short(label: str, n: int = 48) -> str:
     return label if len(label) <= n else label[: n - 1] + "…"
 
 
+def _label_rows(ax, labels: Sequence[str], title: str, xlabel: str) -> list[int]:
+    """One row per label, the first on top; the title left-aligned. Returns the rows' y."""
+    y = list(range(len(labels)))
+    ax.set_yticks(y, [_short(str(x)) for x in labels])
+    ax.invert_yaxis()
+    ax.set_title(title, loc="left")
+    ax.set_xlabel(xlabel)
+    return y
+
+
 def bars(
     salt: str,
     labels: Sequence[str],
@@ -73,12 +84,8 @@ def bars(
     with matplotlib.rc_context(_STYLE):
         fig = _figure(max(1.6, 0.6 + 0.32 * len(labels)))
         ax = fig.add_subplot()
-        y = list(range(len(labels)))
+        y = _label_rows(ax, labels, title, xlabel)
         ax.barh(y, values, color=color, height=0.7)
-        ax.set_yticks(y, [_short(str(x)) for x in labels])
-        ax.invert_yaxis()
-        ax.set_title(title, loc="left")
-        ax.set_xlabel(xlabel)
         top = max([v for v in values if v is not None] or [0])
         if xlim:
             ax.set_xlim(*xlim)
@@ -114,16 +121,12 @@ def stacked_bars(
     with matplotlib.rc_context(_STYLE):
         fig = _figure(max(1.8, 0.9 + 0.34 * len(labels)))
         ax = fig.add_subplot()
-        y = list(range(len(labels)))
+        y = _label_rows(ax, labels, title, xlabel)
         left = [0.0] * len(labels)
         for k, (name, values) in enumerate(series.items()):
             color = (colors or {}).get(name, PALETTE[k % len(PALETTE)])
             ax.barh(y, values, left=left, color=color, height=0.7, label=name)
             left = [a + (b or 0) for a, b in zip(left, values, strict=True)]
-        ax.set_yticks(y, [_short(str(x)) for x in labels])
-        ax.invert_yaxis()
-        ax.set_title(title, loc="left")
-        ax.set_xlabel(xlabel)
         _legend_above(ax, len(series))
         return _svg(fig, salt)
 

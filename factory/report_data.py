@@ -8,9 +8,14 @@ hits, fetched by id after the ids are chosen from metadata. That keeps a report 
 million-trace run to a few seconds of queries (benchmarks/bench_report.py).
 
 A *sample* is a row the teacher answered: a kept trace, or a reject past the `generate` stage
-(tombstones of failed requests are not samples). Acceptance is kept / samples, so a published
-folder (kept rows only) shows 100% and says so. Per-stage funnels, dedup summaries,
-decontamination settings and mix targets come from each run's manifest.
+(tombstones of failed requests are not samples; nor are journey rows, built from a wrong and a
+right sample that are counted themselves). Every sample and verdict is counted once
+across the inputs (`ONCE`): a mix's or a published folder's rows are samples of other runs
+under the same ids, so they count only where their source run is not among the inputs, and
+then as kept rows whose rejected siblings are unknown (`kept_only_rows`, said on the page).
+Acceptance is kept / samples. Dedup clusters and cost are those of the runs that generated
+samples. Per-stage funnels, dedup summaries, decontamination settings and mix targets come
+from each run's manifest.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from factory.stats import AGREEMENT
 from factory.storage.rundir import current_version, read_manifest
 
 TOP_GROUPS = 20  # bars per acceptance chart; the rest are summed into "(other)"
@@ -31,10 +35,32 @@ HIST_BINS = 40
 NONE = "(none)"
 
 SAMPLES = """
-SELECT input, run_id, source, teacher_model, meta, completion_tokens, 1 AS kept FROM traces
+SELECT input, id, source, teacher_model, meta, prompt_tokens, completion_tokens, 1 AS kept
+FROM traces WHERE kind IS DISTINCT FROM 'journey'  -- built from two samples, not one
 UNION ALL
-SELECT input, run_id, source, teacher_model, meta, completion_tokens, 0 AS kept FROM rejects
-WHERE sample_index IS NOT NULL AND stage != 'generate'
+SELECT input, id, source, teacher_model, meta, prompt_tokens, completion_tokens, 0 AS kept
+FROM rejects WHERE sample_index IS NOT NULL AND stage != 'generate'
+"""
+
+JUDGED = """
+SELECT input, id, kept, stage, verifier, verdict, is_primary FROM verdicts
+"""
+
+# Each sample once. A mix's or a published folder's rows are selections of samples (same ids)
+# that their source runs hold too: all rows of the runs that generated samples, plus the rows
+# of the other inputs whose ids none of those runs has (their source runs were not given:
+# kept rows only), each id once.
+ONCE = """
+WITH all_rows AS ({rows}),
+     own AS (SELECT * FROM all_rows SEMI JOIN generating USING (input)),
+     other AS (SELECT * FROM all_rows ANTI JOIN generating USING (input))
+SELECT * FROM own
+UNION ALL
+SELECT * FROM (
+    SELECT DISTINCT ON ({key}) * FROM other
+    WHERE id IS NULL OR id NOT IN (SELECT id FROM own WHERE id IS NOT NULL)
+    ORDER BY {key}, input
+)
 """
 
 # reasoning-gym problems carry their generator's difficulty settings; file/hub sources the
@@ -63,14 +89,13 @@ def report_data(paths: list[str | Path]) -> dict[str, Any]:
     con = duckdb.connect()
     try:
         create_views(con, inputs)
-        # samples of runs that generated them: a mix's or a published folder's rows are
-        # selections of samples counted in their own runs already
         generating = [str(i.path) for i, m in zip(inputs, manifests, strict=True) if _generated(m)]
-        where = "WHERE input IN (SELECT unnest(?))" if generating else ""
-        con.execute(
-            f"CREATE TEMP TABLE samples AS SELECT * FROM ({SAMPLES}) {where}",
-            [generating] if generating else [],
-        )  # read once, grouped five ways
+        con.execute("CREATE TEMP TABLE generating (input VARCHAR)")
+        if generating:
+            con.executemany("INSERT INTO generating VALUES (?)", [[g] for g in generating])
+        # read once each, grouped several ways
+        con.execute(f"CREATE TEMP TABLE samples AS {ONCE.format(rows=SAMPLES, key='id')}")
+        con.execute(f"CREATE TEMP TABLE judged AS {ONCE.format(rows=JUDGED, key='id, verifier')}")
         return {
             "inputs": [{"path": str(i.path), "kind": i.kind} for i in inputs],
             "runs": _rows(con, RUNS),
@@ -91,12 +116,17 @@ def report_data(paths: list[str | Path]) -> dict[str, Any]:
                 "examples": _rows(con, CONTAMINATION_EXAMPLES),
                 "checked": [_decontamination(i, m) for i, m in zip(inputs, manifests, strict=True)],
             },
-            "costs": _rows(con, COSTS.format(where=where), [generating] if generating else []),
-            "samples_from": generating or [str(i.path) for i in inputs],
+            "costs": _rows(con, COSTS),
+            "samples_from": generating,
+            "journey_rows": con.execute(
+                "SELECT count(DISTINCT id) FROM traces WHERE kind = 'journey'"
+            ).fetchone()[0],
+            "kept_only_rows": con.execute(
+                "SELECT count(*) FROM samples ANTI JOIN generating USING (input)"
+            ).fetchone()[0],
             "mixes": [
                 _mix(i, m) for i, m in zip(inputs, manifests, strict=True) if m and m.get("mix")
             ],
-            "published_only": all(i.kind == "published" for i in inputs),
         }
     finally:
         con.close()
@@ -184,7 +214,16 @@ def _natural(label: str) -> list:
 
 VERIFIERS = """
 SELECT verifier, verdict, count(*) AS n, count(*) FILTER (WHERE kept) AS kept
-FROM verdicts GROUP BY ALL ORDER BY verifier, n DESC
+FROM judged GROUP BY ALL ORDER BY verifier, n DESC
+"""
+
+# every pair of verifiers that judged the same rows: their verdicts side by side
+AGREEMENT = """
+SELECT a.verifier AS verifier_a, b.verifier AS verifier_b, a.verdict AS verdict_a,
+       b.verdict AS verdict_b, count(*) AS n
+FROM judged AS a JOIN judged AS b
+  ON a.input = b.input AND a.id = b.id AND a.verifier < b.verifier
+GROUP BY ALL ORDER BY ALL
 """
 
 
@@ -219,18 +258,23 @@ def _lengths(con) -> dict[str, Any]:
     }
 
 
+# a problem dropped before generation is one problem; after, each row is one sample
+UNIT = "CASE WHEN sample_index IS NULL THEN 'problems' ELSE 'samples' END"
+
+
 def _drops(con) -> dict[str, Any]:
     top = _rows(
         con,
         f"""
-        SELECT stage, drop_reason, count(*) AS n FROM rejects
+        SELECT stage, drop_reason, {UNIT} AS unit, count(*) AS n FROM rejects
         GROUP BY ALL ORDER BY n DESC, stage, drop_reason LIMIT {TOP_DROPS}
         """,
     )
-    total = con.execute("SELECT count(*) FROM rejects").fetchone()[0]
+    totals = dict(con.execute(f"SELECT {UNIT}, count(*) FROM rejects GROUP BY ALL").fetchall())
+    total = sum(totals.values())
     shown = top[:EXAMPLE_REASONS]
     if not shown:
-        return {"top": [], "total": total, "examples": []}
+        return {"top": [], "total": total, "totals": totals, "examples": []}
     # choose the example rows from metadata, then read the text of just those rows
     pairs = " OR ".join("(stage = ? AND drop_reason = ?)" for _ in shown)
     params = [x for r in shown for x in (r["stage"], r["drop_reason"])]
@@ -269,19 +313,21 @@ def _drops(con) -> dict[str, Any]:
         for row in rows:
             row["verdicts"] = json.loads(row["verdicts"]) if row["verdicts"] else []
         examples.append({"stage": r["stage"], "drop_reason": r["drop_reason"], "rows": rows})
-    return {"top": top, "total": total, "examples": examples}
+    return {"top": top, "total": total, "totals": totals, "examples": examples}
 
 
 # the primary verifier's verdict against what happened to the row
 OUTCOMES = """
 SELECT verifier, verdict, CASE WHEN kept THEN 'kept' ELSE 'dropped at ' || stage END AS outcome,
        count(*) AS n
-FROM verdicts WHERE is_primary GROUP BY ALL ORDER BY verifier, verdict, outcome
+FROM judged WHERE is_primary GROUP BY ALL ORDER BY verifier, verdict, outcome
 """
 
+# clusters of the runs that ran dedup (a mix or published folder holds survivors only)
 CLUSTER_SIZES = """
 SELECT level, size, count(*) AS clusters, sum(size) AS rows FROM (
-    SELECT DISTINCT input, run_id, level, cluster, size FROM clusters
+    SELECT DISTINCT input, run_id, level, cluster, size
+    FROM clusters SEMI JOIN generating USING (input)
 ) GROUP BY ALL ORDER BY level, size
 """
 
@@ -318,13 +364,22 @@ def _decontamination(i, manifest: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+# tokens from the samples (each once); cost as the runs that generated them recorded it
 COSTS = """
-SELECT teacher_model, sum(samples) AS samples, sum(prompt_tokens) AS prompt_tokens,
-       sum(completion_tokens) AS completion_tokens, sum(kept) AS kept, sum(cost_usd) AS cost_usd,
-       sum(prompt_tokens) / nullif(sum(kept), 0) AS prompt_tokens_per_kept,
-       sum(completion_tokens) / nullif(sum(kept), 0) AS completion_tokens_per_kept,
-       sum(cost_usd) / nullif(sum(kept), 0) AS cost_per_kept_usd
-FROM costs {where} GROUP BY teacher_model ORDER BY teacher_model
+WITH tokens AS (
+    SELECT teacher_model, count(*) AS samples, sum(prompt_tokens) AS prompt_tokens,
+           sum(completion_tokens) AS completion_tokens, sum(kept) AS kept
+    FROM samples GROUP BY teacher_model
+), cost AS (
+    SELECT teacher_model, sum(cost_usd) AS cost_usd
+    FROM costs SEMI JOIN generating USING (input) GROUP BY teacher_model
+)
+SELECT teacher_model, samples, CAST(prompt_tokens AS BIGINT) AS prompt_tokens,
+       CAST(completion_tokens AS BIGINT) AS completion_tokens, CAST(kept AS BIGINT) AS kept,
+       cost_usd, prompt_tokens / nullif(kept, 0) AS prompt_tokens_per_kept,
+       completion_tokens / nullif(kept, 0) AS completion_tokens_per_kept,
+       cost_usd / nullif(kept, 0) AS cost_per_kept_usd
+FROM tokens LEFT JOIN cost USING (teacher_model) ORDER BY teacher_model
 """
 
 

@@ -16,6 +16,7 @@ from factory.mix_recipe import load_mix_recipe
 from factory.pipeline import run_recipe
 from factory.recipe import known_recipes, load_recipe
 from factory.report import build_report
+from factory.report_data import report_data
 from factory.warehouse import VIEWS, open_warehouse
 from tests.helpers import CannedTeacher
 
@@ -71,12 +72,25 @@ def test_views_report_and_show_work_on_the_run(runs, name, tmp_path):
     con = open_warehouse([run])
     try:
         counts = {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in VIEWS}
+        counts["verdicts_primary"] = con.execute(
+            "SELECT count(*) FROM verdicts WHERE is_primary"
+        ).fetchone()[0]
         kept, rejects = counts["traces"], counts["rejects"]
         manifest_rows = con.execute("SELECT rows_traces, rows_rejects FROM runs").fetchone()
     finally:
         con.close()
     assert (kept, rejects) == manifest_rows and counts["runs"] == 1
     assert kept + rejects > 0
+    data = report_data([run])
+    acceptance = data["acceptance"]["source"]
+    # every kept row is one kept sample, but a journey row (built from two samples)
+    assert sum(r["kept"] for r in acceptance) == kept - data["journey_rows"]
+    assert (data["journey_rows"] > 0) == (name == "journey-math")
+    samples = sum(r["samples"] for r in acceptance)
+    assert samples == sum(c["samples"] for c in data["costs"])
+    assert data["lengths"]["n"] == (0 if name == "reverify" else samples)  # no teacher tokens
+    assert samples - kept + data["journey_rows"] <= rejects
+    assert sum(o["n"] for o in data["outcomes"]) == counts["verdicts_primary"]
     result = build_report([run], tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text()
     assert all(f'<section id="{s}">' in page for s in result["sections"])

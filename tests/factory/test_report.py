@@ -85,6 +85,7 @@ def test_the_numbers_of_one_run(inputs):  # noqa: F811
     h = d["lengths"]
     assert (sum(h["kept"]), sum(h["rejected"]), h["n"]) == (6, 6, 12)  # 20 tokens each
     assert h["median"] == {"kept": 20.0, "rejected": 20.0}
+    assert d["drops"]["totals"] == {"problems": 1, "samples": 6}  # the leak; 3 wrong + 3 dups
     top = {(r["stage"], r["drop_reason"]): r["n"] for r in d["drops"]["top"]}
     assert top == {
         ("verify", "wrong_answer"): 3,
@@ -123,17 +124,32 @@ def test_two_verifiers_give_a_confusion_matrix(inputs):  # noqa: F811
     assert cells.get(("pass", "fail"), 0) + cells.get(("fail", "pass"), 0) == 1  # README: 1
 
 
-def test_a_mix_shows_achieved_vs_target_and_is_not_counted_as_samples(inputs, mix_run):  # noqa: F811
+def test_a_mix_shows_achieved_vs_target_and_is_not_counted_twice(inputs, mix_run):  # noqa: F811
     math, _, _ = inputs
-    d = report_data([math, mix_run])
-    ((m,),) = [d["mixes"]]
+    alone, both = report_data([math]), report_data([math, mix_run])
+    ((m,),) = [both["mixes"]]
     assert m["unit"] == "samples"
     assert m["buckets"] == [
         {"name": "math", "target": 10, "achieved": 6, "available": 6, "shortfall": 4}
     ]
-    # the mix's rows are the math run's samples again: acceptance counts them once
-    assert d["samples_from"] == [str(math)]
-    assert [(r["samples"], r["kept"]) for r in d["acceptance"]["source"]] == [(12, 6)]
+    # the mix's rows are the math run's samples under the same ids: every count is the same
+    # as over the math run alone
+    assert both["samples_from"] == [str(math)] and both["kept_only_rows"] == 0
+    for key in ("acceptance", "verifiers", "outcomes", "agreement", "clusters", "lengths", "costs"):
+        assert both[key] == alone[key], key
+
+
+def test_a_mix_without_its_source_run_counts_its_rows_as_kept(mix_run, tmp_path):
+    d = report_data([mix_run])
+    assert d["samples_from"] == [] and d["kept_only_rows"] == 6
+    assert [(r["samples"], r["kept"]) for r in d["acceptance"]["source"]] == [(6, 6)]
+    assert [(v["verdict"], v["n"], v["kept"]) for v in d["verifiers"]] == [("pass", 6, 6)]
+    assert d["clusters"] == []  # a mix holds survivors only: no cluster sizes of its own
+    assert d["costs"][0]["cost_usd"] is None  # a mix records no cost
+    build_report([mix_run], tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    assert "6 of these samples are kept rows of a mix or published folder" in page
+    assert "No dedup clusters: runs that generated samples record them" in page
 
 
 def test_a_published_folder_alone(inputs, tmp_path):  # noqa: F811
@@ -141,7 +157,7 @@ def test_a_published_folder_alone(inputs, tmp_path):  # noqa: F811
     result = build_report([published], tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text()
     assert "A published folder: 6 kept rows" in page
-    assert "kept rows only (published folders)" in page
+    assert "6 of these samples are kept rows of a mix or published folder" in page
     assert "Nothing was dropped" in page
     assert result["charts"]  # acceptance, lengths, verdicts, costs still drawn
 
@@ -184,6 +200,14 @@ def test_procedural_problems_are_grouped_by_difficulty(tmp_path):
     run_recipe(recipe, tmp_path / "run")
     groups = {r["group"] for r in report_data([tmp_path / "run"])["acceptance"]["difficulty"]}
     assert groups == {"num_digits:[1,1],num_terms:[2,2]", "num_digits:[1,1],num_terms:[2,3]"}
+
+
+def test_labels_with_dollars_and_markup_are_text(tmp_path):
+    from factory.report_charts import bars
+
+    svg = bars("t", ["price $x^$", "$5 to $10", "<b>&"], [1, 2, 3], title="t", xlabel="x")
+    assert "price $x^$" in svg and "$5 to $10" in svg  # not read as TeX (nor an error)
+    assert "&lt;b&gt;&amp;" in svg and "<b>" not in svg
 
 
 def test_the_command(inputs, tmp_path):  # noqa: F811
