@@ -5,7 +5,7 @@ The page holds its charts inline (matplotlib SVG, factory/report_charts.py) and 
 e-mail attachment or a CI artifact alike. The numbers come from `report_data` (the warehouse
 views and the run manifests, factory/report_data.py); this module only lays them out, in this
 order: runs, funnel per stage, acceptance (source, difficulty, teacher, verifier), completion
-length of kept vs rejected samples, top drop reasons with example rows, verifier agreement,
+and reasoning length of kept vs rejected samples, top drop reasons with example rows, verifier agreement,
 dedup clusters, decontamination, tokens and cost per kept trace, mixes (achieved vs target).
 A section with nothing to show says why instead of drawing an empty chart.
 
@@ -57,7 +57,7 @@ def build_report(paths: list[str | Path], out: Path) -> dict[str, Any]:
         ("runs", "Runs", _runs),
         ("funnel", "Funnel per stage", _funnels),
         ("acceptance", "Acceptance", _acceptance),
-        ("lengths", "Completion length: kept vs rejected", _lengths),
+        ("lengths", "Length: kept vs rejected", _lengths),
         ("drops", "Top drop reasons", _drops),
         ("verifiers", "Verifier agreement", _agreement),
         ("dedup", "Dedup clusters", _dedup),
@@ -344,30 +344,51 @@ def _acceptance(page: Page, data) -> list[str]:
     return out
 
 
+LENGTHS = {  # data key → (chart name, title, x label, what its count is of)
+    "lengths": (
+        "lengths",
+        "completion tokens per sample",
+        "completion tokens (reasoning + answer), as the teacher counted them",
+        "samples",
+    ),
+    "reasoning_lengths": (
+        "reasoning",
+        "reasoning tokens per sample (estimated)",
+        "reasoning tokens ≈ completion tokens × reasoning characters / completion characters",
+        "samples with a parsed reasoning",
+    ),
+}
+
+
 def _lengths(page: Page, data) -> list[str]:
     from factory.report_charts import histogram
 
-    h = data["lengths"]
-    if not h["n"]:
-        return [_empty("No samples with a completion-token count.")]
-    series = {"kept": h["kept"], "rejected": h["rejected"]}
-    medians = h["median"]
-    return [
-        page.figure(
-            "lengths",
-            lambda salt: histogram(
-                salt,
-                h["edges"],
-                series,
-                title="completion tokens per sample",
-                xlabel="completion tokens (reasoning + answer), as the teacher counted them",
-                colors={"kept": KEPT, "rejected": REJECTED},
-                medians=medians,
-            ),
-            f"{h['n']:,} samples on shared bins of {h['edges'][1] - h['edges'][0]:,} tokens up to "
-            "the 99.5th percentile (longer ones are in the last bin); dashed lines: medians.",
+    if not data["lengths"]["n"]:
+        return [_empty("No samples with a completion-token count (no teacher was asked).")]
+    out = []
+    for key, (name, title, xlabel, of) in LENGTHS.items():
+        h = data[key]
+        if not h["n"]:
+            out.append(_empty(f"No {of}."))
+            continue
+        out.append(
+            page.figure(
+                name,
+                lambda salt, h=h, title=title, xlabel=xlabel: histogram(
+                    salt,
+                    h["edges"],
+                    {"kept": h["kept"], "rejected": h["rejected"]},
+                    title=title,
+                    xlabel=xlabel,
+                    colors={"kept": KEPT, "rejected": REJECTED},
+                    medians=h["median"],
+                ),
+                f"{h['n']:,} {of} on shared bins of {h['edges'][1] - h['edges'][0]:,} tokens up "
+                "to the 99.5th percentile (longer ones are in the last bin); dashed lines: "
+                "medians.",
+            )
         )
-    ]
+    return out
 
 
 def _drops(page: Page, data) -> list[str]:

@@ -2,10 +2,11 @@
 
 `report_data(paths)` opens the warehouse over run directories and published folders (the same
 inputs as `factory query`) and returns one dict per report section. Everything is an aggregate
-computed by DuckDB over the small metadata columns; the long text (problem, completion) is read
-only for the handful of example rows shown under the top drop reasons and the contamination
-hits, fetched by id after the ids are chosen from metadata. That keeps a report over a
-million-trace run to a few seconds of queries (benchmarks/bench_report.py).
+computed by DuckDB over the small metadata columns, plus the lengths of `reasoning` and
+`completion` (one pass, for the reasoning-token estimate); other text is read only for the
+handful of example rows shown under the top drop reasons and the contamination hits, fetched
+by id after the ids are chosen from metadata. A report over a million-trace run takes seconds
+(benchmarks/bench_report.py).
 
 A *sample* is a row the teacher answered: a kept trace, or a reject past the `generate` stage
 (tombstones of failed requests are not samples; nor are journey rows, built from a wrong and a
@@ -34,11 +35,18 @@ EXAMPLES_PER_REASON = 2
 HIST_BINS = 40
 NONE = "(none)"
 
+# the teacher counts the tokens of a whole completion; the reasoning's share of them is
+# estimated by its share of the characters (null where no reasoning was parsed)
+REASONING_TOKENS = """CAST(round(completion_tokens * length(reasoning)
+                   / nullif(length(completion), 0)) AS INTEGER)"""
+
 SAMPLES = """
-SELECT input, id, source, teacher_model, meta, prompt_tokens, completion_tokens, 1 AS kept
+SELECT input, id, source, teacher_model, meta, prompt_tokens, completion_tokens,
+       {REASONING_TOKENS} AS reasoning_tokens, 1 AS kept
 FROM traces WHERE kind IS DISTINCT FROM 'journey'  -- built from two samples, not one
 UNION ALL
-SELECT input, id, source, teacher_model, meta, prompt_tokens, completion_tokens, 0 AS kept
+SELECT input, id, source, teacher_model, meta, prompt_tokens, completion_tokens,
+       {REASONING_TOKENS} AS reasoning_tokens, 0 AS kept
 FROM rejects WHERE sample_index IS NOT NULL AND stage != 'generate'
 """
 
@@ -94,7 +102,8 @@ def report_data(paths: list[str | Path]) -> dict[str, Any]:
         if generating:
             con.executemany("INSERT INTO generating VALUES (?)", [[g] for g in generating])
         # read once each, grouped several ways
-        con.execute(f"CREATE TEMP TABLE samples AS {ONCE.format(rows=SAMPLES, key='id')}")
+        samples = SAMPLES.format(REASONING_TOKENS=REASONING_TOKENS)
+        con.execute(f"CREATE TEMP TABLE samples AS {ONCE.format(rows=samples, key='id')}")
         con.execute(f"CREATE TEMP TABLE judged AS {ONCE.format(rows=JUDGED, key='id, verifier')}")
         return {
             "inputs": [{"path": str(i.path), "kind": i.kind} for i in inputs],
@@ -105,7 +114,8 @@ def report_data(paths: list[str | Path]) -> dict[str, Any]:
                 for k, expr in GROUPINGS.items()
             },
             "verifiers": _rows(con, VERIFIERS),
-            "lengths": _lengths(con),
+            "lengths": _lengths(con, "completion_tokens"),
+            "reasoning_lengths": _lengths(con, "reasoning_tokens"),
             "drops": _drops(con),
             "agreement": _rows(con, AGREEMENT),
             "outcomes": _rows(con, OUTCOMES),
@@ -227,27 +237,27 @@ GROUP BY ALL ORDER BY ALL
 """
 
 
-def _lengths(con) -> dict[str, Any]:
-    """Completion-token histograms of kept and rejected samples on shared bins (to the 99.5th
-    percentile; longer samples fall in the last bin)."""
+def _lengths(con, column: str) -> dict[str, Any]:
+    """Histograms of `column` for kept and rejected samples on shared bins (to the 99.5th
+    percentile; longer samples fall in the last bin), with medians."""
     hi, n = con.execute(
-        "SELECT quantile_disc(completion_tokens, 0.995), count(completion_tokens) FROM samples"
+        f"SELECT quantile_disc({column}, 0.995), count({column}) FROM samples"
     ).fetchone()
     if not n:
         return {"edges": [], "kept": [], "rejected": [], "median": {}, "n": 0}
     width = max(1, -(-int(hi or 1) // HIST_BINS))
     counts = con.execute(
         f"""
-        SELECT kept, least(CAST(completion_tokens // {width} AS INTEGER), {HIST_BINS - 1}) AS bin,
+        SELECT kept, least(CAST({column} // {width} AS INTEGER), {HIST_BINS - 1}) AS bin,
                count(*) AS n
-        FROM samples WHERE completion_tokens IS NOT NULL GROUP BY ALL
+        FROM samples WHERE {column} IS NOT NULL GROUP BY ALL
         """
     ).fetchall()
     series = {1: [0] * HIST_BINS, 0: [0] * HIST_BINS}
     for kept, b, count in counts:
         series[kept][b] = count
     medians = dict(
-        con.execute("SELECT kept, median(completion_tokens) FROM samples GROUP BY kept").fetchall()
+        con.execute(f"SELECT kept, median({column}) FROM samples GROUP BY kept").fetchall()
     )
     return {
         "edges": [b * width for b in range(HIST_BINS + 1)],

@@ -21,5 +21,5 @@ def test_bench_report_small(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "3,200 kept + 800 rejects" in done.stdout
     assert re.search(r"report\s+[\d.]+\s+[\d.]+x", done.stdout)
-    assert "11 charts, 10 sections" in done.stdout  # every section drawn (no mix: text only)
+    assert "12 charts, 10 sections" in done.stdout  # every section drawn (no mix: text only)
     assert not (tmp_path / "run").exists()  # removed without --keep

@@ -85,6 +85,8 @@ def test_the_numbers_of_one_run(inputs):  # noqa: F811
     h = d["lengths"]
     assert (sum(h["kept"]), sum(h["rejected"]), h["n"]) == (6, 6, 12)  # 20 tokens each
     assert h["median"] == {"kept": 20.0, "rejected": 20.0}
+    r = d["reasoning_lengths"]  # every sample parsed: a reasoning share of its 20 tokens
+    assert r["n"] == 12 and all(0 < m < 20 for m in r["median"].values())
     assert d["drops"]["totals"] == {"problems": 1, "samples": 6}  # the leak; 3 wrong + 3 dups
     top = {(r["stage"], r["drop_reason"]): r["n"] for r in d["drops"]["top"]}
     assert top == {
@@ -171,6 +173,7 @@ def test_the_page_is_self_contained_and_complete(inputs, mix_run, tmp_path):  # 
     kinds = {re.sub(r"-\d+$", "", c) for c in result["charts"]}
     assert kinds == {
         "funnel", "acceptance-source", "acceptance-teacher", "acceptance-verifier", "lengths",
+        "reasoning",
         "drops", "confusion", "outcome", "clusters", "contamination", "costs", "mix",
     }  # fmt: skip
     assert page.count("<svg") == len(result["charts"]) == len(set(result["charts"]))
