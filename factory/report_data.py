@@ -37,37 +37,61 @@ NONE = "(none)"
 
 # the teacher counts the tokens of a whole completion; the reasoning's share of them is
 # estimated by its share of the characters (null where no reasoning was parsed)
-REASONING_TOKENS = """CAST(round(completion_tokens * length(reasoning)
+REASONING_TOKENS = """CAST(round(completion_tokens * nullif(length(reasoning), 0)
                    / nullif(length(completion), 0)) AS INTEGER)"""
 
+# journey rows are built from a wrong and a right sample that are counted themselves
 SAMPLES = """
 SELECT input, id, source, teacher_model, meta, prompt_tokens, completion_tokens,
        {REASONING_TOKENS} AS reasoning_tokens, 1 AS kept
-FROM traces WHERE kind IS DISTINCT FROM 'journey'  -- built from two samples, not one
+FROM traces WHERE kind IS DISTINCT FROM 'journey'
 UNION ALL
 SELECT input, id, source, teacher_model, meta, prompt_tokens, completion_tokens,
        {REASONING_TOKENS} AS reasoning_tokens, 0 AS kept
 FROM rejects WHERE sample_index IS NOT NULL AND stage != 'generate'
+    AND kind IS DISTINCT FROM 'journey'
 """
 
+# one row per verifier per judged sample (the `verdicts` view, without journey rows)
 JUDGED = """
-SELECT input, id, kept, stage, verifier, verdict, is_primary FROM verdicts
+WITH judged AS (
+    SELECT input, id, 1 AS kept, CAST(NULL AS VARCHAR) AS stage, verdicts FROM traces
+    WHERE kind IS DISTINCT FROM 'journey'
+    UNION ALL
+    SELECT input, id, 0 AS kept, stage, verdicts FROM rejects
+    WHERE kind IS DISTINCT FROM 'journey'
+), unnested AS (
+    SELECT * EXCLUDE (verdicts), unnest(verdicts) AS v, generate_subscripts(verdicts, 1) AS k
+    FROM judged
+)
+SELECT input, id, kept, stage, v.verifier AS verifier, v.verdict AS verdict, k = 1 AS is_primary
+FROM unnested
+"""
+
+# a problem dropped before generation is one problem; after, each row is one sample
+UNIT = """CASE WHEN kind = 'journey' THEN 'journeys'
+          WHEN sample_index IS NULL THEN 'problems' ELSE 'samples' END"""
+
+DROPPED = f"""
+SELECT input, id, problem_id, stage, drop_reason, {UNIT} AS unit FROM rejects
 """
 
 # Each sample once. A mix's or a published folder's rows are selections of samples (same ids)
 # that their source runs hold too: all rows of the runs that generated samples, plus the rows
-# of the other inputs whose ids none of those runs has (their source runs were not given:
-# kept rows only), each id once.
+# of the other inputs whose ids none of those runs has (their source runs were not given), each
+# id once (`order` picks which: a kept copy before a dropped one). Rows without an id (problems
+# dropped before generation) are all kept.
 ONCE = """
 WITH all_rows AS ({rows}),
-     own AS (SELECT * FROM all_rows SEMI JOIN generating USING (input)),
      other AS (SELECT * FROM all_rows ANTI JOIN generating USING (input))
-SELECT * FROM own
+SELECT * FROM all_rows SEMI JOIN generating USING (input)
+UNION ALL
+SELECT * FROM other WHERE id IS NULL
 UNION ALL
 SELECT * FROM (
     SELECT DISTINCT ON ({key}) * FROM other
-    WHERE id IS NULL OR id NOT IN (SELECT id FROM own WHERE id IS NOT NULL)
-    ORDER BY {key}, input
+    WHERE id IS NOT NULL AND id NOT IN (SELECT id FROM generated_ids) {extra}
+    ORDER BY {key}, {order}
 )
 """
 
@@ -101,10 +125,28 @@ def report_data(paths: list[str | Path]) -> dict[str, Any]:
         con.execute("CREATE TEMP TABLE generating (input VARCHAR)")
         if generating:
             con.executemany("INSERT INTO generating VALUES (?)", [[g] for g in generating])
+        con.execute(
+            """
+            CREATE TEMP TABLE generated_ids AS
+            SELECT DISTINCT id FROM (
+                SELECT input, id FROM traces UNION ALL SELECT input, id FROM rejects
+            ) SEMI JOIN generating USING (input)
+            WHERE id IS NOT NULL AND EXISTS (SELECT 1 FROM runs ANTI JOIN generating USING (input))
+            """
+        )  # only needed (and only filled) when some input is a mix or a published folder
         # read once each, grouped several ways
         samples = SAMPLES.format(REASONING_TOKENS=REASONING_TOKENS)
-        con.execute(f"CREATE TEMP TABLE samples AS {ONCE.format(rows=samples, key='id')}")
-        con.execute(f"CREATE TEMP TABLE judged AS {ONCE.format(rows=JUDGED, key='id, verifier')}")
+        once = {"extra": "", "order": "kept DESC, input"}
+        con.execute(f"CREATE TEMP TABLE samples AS {ONCE.format(rows=samples, key='id', **once)}")
+        con.execute(
+            f"CREATE TEMP TABLE judged AS {ONCE.format(rows=JUDGED, key='id, verifier', **once)}"
+        )
+        # a mix's drop of a row some input kept is no drop of that sample
+        kept_elsewhere = "AND id NOT IN (SELECT id FROM traces WHERE id IS NOT NULL)"
+        con.execute(
+            "CREATE TEMP TABLE dropped AS "
+            + ONCE.format(rows=DROPPED, key="id", extra=kept_elsewhere, order="input")
+        )
         return {
             "inputs": [{"path": str(i.path), "kind": i.kind} for i in inputs],
             "runs": _rows(con, RUNS),
@@ -132,7 +174,7 @@ def report_data(paths: list[str | Path]) -> dict[str, Any]:
                 "SELECT count(DISTINCT id) FROM traces WHERE kind = 'journey'"
             ).fetchone()[0],
             "kept_only_rows": con.execute(
-                "SELECT count(*) FROM samples ANTI JOIN generating USING (input)"
+                "SELECT count(*) FROM samples ANTI JOIN generating USING (input) WHERE kept = 1"
             ).fetchone()[0],
             "mixes": [
                 _mix(i, m) for i, m in zip(inputs, manifests, strict=True) if m and m.get("mix")
@@ -268,19 +310,15 @@ def _lengths(con, column: str) -> dict[str, Any]:
     }
 
 
-# a problem dropped before generation is one problem; after, each row is one sample
-UNIT = "CASE WHEN sample_index IS NULL THEN 'problems' ELSE 'samples' END"
-
-
 def _drops(con) -> dict[str, Any]:
     top = _rows(
         con,
         f"""
-        SELECT stage, drop_reason, {UNIT} AS unit, count(*) AS n FROM rejects
+        SELECT stage, drop_reason, unit, count(*) AS n FROM dropped
         GROUP BY ALL ORDER BY n DESC, stage, drop_reason LIMIT {TOP_DROPS}
         """,
     )
-    totals = dict(con.execute(f"SELECT {UNIT}, count(*) FROM rejects GROUP BY ALL").fetchall())
+    totals = dict(con.execute("SELECT unit, count(*) FROM dropped GROUP BY ALL").fetchall())
     total = sum(totals.values())
     shown = top[:EXAMPLE_REASONS]
     if not shown:
@@ -295,7 +333,7 @@ def _drops(con) -> dict[str, Any]:
             SELECT stage, drop_reason, input, id, problem_id,
                    row_number() OVER (PARTITION BY stage, drop_reason
                                       ORDER BY coalesce(id, problem_id)) AS k
-            FROM rejects WHERE {pairs}
+            FROM dropped WHERE {pairs}
         ) WHERE k <= {EXAMPLES_PER_REASON}
         """,
         params,
@@ -378,7 +416,8 @@ def _decontamination(i, manifest: dict[str, Any] | None) -> dict[str, Any]:
 COSTS = """
 WITH tokens AS (
     SELECT teacher_model, count(*) AS samples, sum(prompt_tokens) AS prompt_tokens,
-           sum(completion_tokens) AS completion_tokens, sum(kept) AS kept
+           sum(completion_tokens) AS completion_tokens, sum(kept) AS kept,
+           sum(kept) FILTER (WHERE input IN (SELECT input FROM generating)) AS kept_costed
     FROM samples GROUP BY teacher_model
 ), cost AS (
     SELECT teacher_model, sum(cost_usd) AS cost_usd
@@ -388,7 +427,7 @@ SELECT teacher_model, samples, CAST(prompt_tokens AS BIGINT) AS prompt_tokens,
        CAST(completion_tokens AS BIGINT) AS completion_tokens, CAST(kept AS BIGINT) AS kept,
        cost_usd, prompt_tokens / nullif(kept, 0) AS prompt_tokens_per_kept,
        completion_tokens / nullif(kept, 0) AS completion_tokens_per_kept,
-       cost_usd / nullif(kept, 0) AS cost_per_kept_usd
+       cost_usd / nullif(kept_costed, 0) AS cost_per_kept_usd  -- of the runs that cost it
 FROM tokens LEFT JOIN cost USING (teacher_model) ORDER BY teacher_model
 """
 

@@ -72,8 +72,9 @@ def test_views_report_and_show_work_on_the_run(runs, name, tmp_path):
     con = open_warehouse([run])
     try:
         counts = {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in VIEWS}
-        counts["verdicts_primary"] = con.execute(
-            "SELECT count(*) FROM verdicts WHERE is_primary"
+        counts["judged_samples"] = con.execute(  # rows with a verdict, journey rows aside
+            "SELECT count(*) FROM (SELECT kind, verdicts FROM traces UNION ALL "
+            "SELECT kind, verdicts FROM rejects) WHERE len(verdicts) > 0 AND kind != 'journey'"
         ).fetchone()[0]
         kept, rejects = counts["traces"], counts["rejects"]
         manifest_rows = con.execute("SELECT rows_traces, rows_rejects FROM runs").fetchone()
@@ -90,7 +91,7 @@ def test_views_report_and_show_work_on_the_run(runs, name, tmp_path):
     assert samples == sum(c["samples"] for c in data["costs"])
     assert data["lengths"]["n"] == (0 if name == "reverify" else samples)  # no teacher tokens
     assert samples - kept + data["journey_rows"] <= rejects
-    assert sum(o["n"] for o in data["outcomes"]) == counts["verdicts_primary"]
+    assert sum(o["n"] for o in data["outcomes"]) == counts["judged_samples"]
     result = build_report([run], tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text()
     assert all(f'<section id="{s}">' in page for s in result["sections"])

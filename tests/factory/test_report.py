@@ -53,6 +53,19 @@ def mix_run(inputs, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
+def long_mix(inputs, tmp_path_factory):  # noqa: F811
+    """A mix of the math run with max_tokens 5: all 6 kept rows (20 tokens each) are too long."""
+    math, _, _ = inputs
+    tmp = tmp_path_factory.mktemp("report-long-mix")
+    path = tmp / "mix.yaml"
+    bucket = {"name": "math", "target": 10, "inputs": [{"path": str(math)}]}
+    mix = {"max_tokens": 5, "buckets": [bucket]}
+    path.write_text(yaml.safe_dump({"description": "t", "mix": mix}))
+    run_mix(load_mix_recipe(str(path)), tmp / "mix")
+    return tmp / "mix"
+
+
+@pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report-hostile")
     problems = problems_file(tmp / "p.jsonl", 3)
@@ -137,8 +150,31 @@ def test_a_mix_shows_achieved_vs_target_and_is_not_counted_twice(inputs, mix_run
     # the mix's rows are the math run's samples under the same ids: every count is the same
     # as over the math run alone
     assert both["samples_from"] == [str(math)] and both["kept_only_rows"] == 0
-    for key in ("acceptance", "verifiers", "outcomes", "agreement", "clusters", "lengths", "costs"):
+    for key in COUNTED:
         assert both[key] == alone[key], key
+
+
+COUNTED = (
+    "acceptance", "verifiers", "outcomes", "agreement", "clusters", "lengths",
+    "reasoning_lengths", "costs", "drops", "kept_only_rows",
+)  # fmt: skip
+
+
+def test_a_mix_drop_of_a_row_its_source_kept_is_no_drop(inputs, mix_run, long_mix):  # noqa: F811
+    math, _, _ = inputs
+    alone = report_data([math])
+    for combo in ([math, long_mix], [math, mix_run, long_mix], [math, long_mix, mix_run]):
+        d = report_data(combo)
+        for key in COUNTED:
+            assert d[key] == alone[key], (key, combo)
+    # the too-long mix alone: its 6 rows are dropped samples, none kept
+    d = report_data([long_mix])
+    assert d["drops"]["totals"] == {"samples": 6} and d["kept_only_rows"] == 0
+    assert [(r["samples"], r["kept"]) for r in d["acceptance"]["source"]] == [(6, 0)]
+    # both mixes, no source: each row once, the kept copy before the dropped one
+    d = report_data([mix_run, long_mix])
+    assert d["drops"]["totals"] == {} and d["kept_only_rows"] == 6
+    assert [(r["samples"], r["kept"]) for r in d["acceptance"]["source"]] == [(6, 6)]
 
 
 def test_a_mix_without_its_source_run_counts_its_rows_as_kept(mix_run, tmp_path):

@@ -18,15 +18,16 @@ from tests.factory.test_warehouse import inputs  # noqa: F401
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 # per chart: its laid-out size, its text labels, and its data marks: filled shapes in a colour
-# (not the white or black of backgrounds, axes and ticks) with an area on screen; an empty
-# chart has axes and labels but no such mark
+# (not the white or black of backgrounds, axes and ticks, not a legend swatch) with an area on
+# screen; an empty chart has axes, labels and a legend but no such mark
 MEASURE = """() => Array.from(document.querySelectorAll('figure.chart')).map(f => {
   const svg = f.querySelector('svg');
   const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
   const plain = new Set(['none', 'rgb(255, 255, 255)', 'rgb(0, 0, 0)']);
   const marks = svg ? Array.from(svg.querySelectorAll('path')).filter(p => {
     const r = p.getBoundingClientRect();
-    return !plain.has(getComputedStyle(p).fill) && r.width * r.height >= 4;
+    return !plain.has(getComputedStyle(p).fill) && r.width * r.height >= 4
+      && !p.closest('g[id*="legend"]');  // a legend's swatches are not data
   }).length : 0;
   return {name: f.dataset.chart, width: box.width, height: box.height, marks: marks,
           texts: svg ? svg.querySelectorAll('text').length : 0};
