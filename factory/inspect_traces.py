@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from factory.errors import FactoryError
-from factory.query import connect
+from factory.query import connect, records
 
 # kept rows first, then the rejects; `kept` tells them apart in the output and in --where
 ROWS = """
@@ -63,12 +63,12 @@ def find_traces(
     con = connect(run_dir)
     try:
         if id is not None:
-            rows = _fetch(con, f"SELECT * FROM ({rows_sql}) WHERE id = ?{ORDER}", [id])
+            rows = records(con, f"SELECT * FROM ({rows_sql}) WHERE id = ?{ORDER}", [id])
         else:
             # on its own line: a `-- comment` in the predicate cannot swallow ORDER and LIMIT
             predicate = f" WHERE ({where}\n)" if where else ""
             try:
-                rows = _fetch(con, f"SELECT * FROM ({rows_sql}){predicate}{ORDER} LIMIT {limit}")
+                rows = records(con, f"SELECT * FROM ({rows_sql}){predicate}{ORDER} LIMIT {limit}")
             except duckdb.Error as exc:  # parse, bind or conversion errors of the predicate
                 columns = [r[0] for r in con.execute(f"DESCRIBE {rows_sql}").fetchall()]
                 reason = str(exc).strip().splitlines()[0]
@@ -82,12 +82,6 @@ def find_traces(
     for row in rows:
         row["meta"] = _meta(row.get("meta"))
     return rows
-
-
-def _fetch(con, sql: str, params: list | None = None) -> list[dict[str, Any]]:
-    cur = con.execute(sql, params or [])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def _unknown_id(con, rows_sql: str, id: str, run_dir: Path) -> str:

@@ -1,6 +1,7 @@
 """DuckDB over finished runs and published folders: `connect` and `query` open the warehouse
 (factory/warehouse.py: views runs, traces, rejects, problems, verdicts, clusters, contamination,
-costs) over one path or several; `render` formats a result as csv or json.
+costs) over one path or several; `render` formats a result as csv or json; `records` returns
+a result as dicts (stats, show and report read their tables that way).
 
 Views read exactly the shard files listed in each manifest — never a glob inside a run, which
 would pick up hidden or partial files — and DuckDB reads only the columns a query touches.
@@ -33,6 +34,13 @@ def query(paths: Paths, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         return columns, cur.fetchall()
     finally:
         con.close()
+
+
+def records(con, sql: str, params: list | None = None) -> list[dict[str, Any]]:
+    """The rows of `sql` on `con` as dicts keyed by column name."""
+    cur = con.execute(sql, params or [])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def render(columns: list[str], rows: list[tuple], fmt: Literal["csv", "json"]) -> str:

@@ -146,6 +146,23 @@ class TeacherConfig:
             )
 
 
+# settings added after runs were made: at these values they are left out of both fingerprints,
+# so a run made before a setting existed keeps its fingerprint (its folder and its stored
+# samples) and resumes instead of asking the teacher again
+ADDED_LATER = {
+    ("teacher", "solver_error_rate"): 0.0,
+    ("source", "difficulty_field"): None,
+}
+
+
+def _without_added_later(section: str, values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in values.items()
+        if not ((section, k) in ADDED_LATER and v == ADDED_LATER[(section, k)])
+    }
+
+
 # teacher settings that change how samples are fetched, not what they are
 EXECUTION_ONLY = (
     "batch_size",
@@ -553,6 +570,10 @@ class Recipe:
         what produced a dataset. Execution-only teacher settings (batch size, threads, server
         address, concurrency, retries) are left out, so they never force a rerun."""
         recipe = self.to_dict()
+        for section in ("teacher", "source"):
+            recipe[section] = _without_added_later(section, recipe[section])
+        judge = recipe["verify"]["judge"]  # the judge's teacher is a TeacherConfig too
+        judge["teacher"] = _without_added_later("teacher", judge["teacher"])
         for execution_only in EXECUTION_ONLY:  # where and how fast, not what
             recipe["teacher"].pop(execution_only)
         for accounting in ("prices", "budget_usd"):  # what it costs, not what it is
@@ -568,7 +589,7 @@ class Recipe:
 
     def generation_fingerprint(self) -> str:
         """Changes only with what changes the teacher's samples (not filters or batch size)."""
-        teacher = typed.to_dict(self.teacher)
+        teacher = _without_added_later("teacher", typed.to_dict(self.teacher))
         for execution_only in EXECUTION_ONLY:
             teacher.pop(execution_only)
         return _digest({"teacher": teacher, "prompts": self.prompt_texts()})

@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from factory.storage.rundir import current_version, read_manifest
+from factory.query import records
 
 TOP_GROUPS = 20  # bars per acceptance chart; the rest are summed into "(other)"
 TOP_DROPS = 12  # drop reasons in the chart
@@ -117,7 +117,7 @@ def report_data(paths: list[str | Path]) -> dict[str, Any]:
     from factory.warehouse import create_views, expand, resolve
 
     inputs = [resolve(p) for p in expand(paths)]
-    manifests = [_manifest(i.path) if i.kind == "run" else None for i in inputs]
+    manifests = [i.manifest for i in inputs]  # the versions the views read
     con = duckdb.connect()
     try:
         create_views(con, inputs)
@@ -149,26 +149,26 @@ def report_data(paths: list[str | Path]) -> dict[str, Any]:
         )
         return {
             "inputs": [{"path": str(i.path), "kind": i.kind} for i in inputs],
-            "runs": _rows(con, RUNS),
+            "runs": records(con, RUNS),
             "funnels": [_funnel(i, m) for i, m in zip(inputs, manifests, strict=True)],
             "acceptance": {
                 k: _acceptance(con, expr, by_label=k == "difficulty")
                 for k, expr in GROUPINGS.items()
             },
-            "verifiers": _rows(con, VERIFIERS),
+            "verifiers": records(con, VERIFIERS),
             "lengths": _lengths(con, "completion_tokens"),
             "reasoning_lengths": _lengths(con, "reasoning_tokens"),
             "drops": _drops(con),
-            "agreement": _rows(con, AGREEMENT),
-            "outcomes": _rows(con, OUTCOMES),
-            "clusters": _rows(con, CLUSTER_SIZES),
+            "agreement": records(con, AGREEMENT),
+            "outcomes": records(con, OUTCOMES),
+            "clusters": records(con, CLUSTER_SIZES),
             "dedup": [_dedup(i, m) for i, m in zip(inputs, manifests, strict=True) if m],
             "contamination": {
-                "by_benchmark": _rows(con, CONTAMINATION_BY_BENCHMARK),
-                "examples": _rows(con, CONTAMINATION_EXAMPLES),
+                "by_benchmark": records(con, CONTAMINATION_BY_BENCHMARK),
+                "examples": records(con, CONTAMINATION_EXAMPLES),
                 "checked": [_decontamination(i, m) for i, m in zip(inputs, manifests, strict=True)],
             },
-            "costs": _rows(con, COSTS),
+            "costs": records(con, COSTS),
             "samples_from": generating,
             "journey_rows": con.execute(
                 "SELECT count(DISTINCT id) FROM traces WHERE kind = 'journey'"
@@ -186,16 +186,6 @@ def report_data(paths: list[str | Path]) -> dict[str, Any]:
 
 def _generated(manifest: dict[str, Any] | None) -> bool:
     return bool(manifest) and not manifest.get("mix")
-
-
-def _manifest(path: Path) -> dict[str, Any]:
-    return read_manifest(current_version(path) or path)
-
-
-def _rows(con, sql: str, params: list | None = None) -> list[dict[str, Any]]:
-    cur = con.execute(sql, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
 RUNS = """
@@ -234,7 +224,7 @@ def _funnel(i, manifest: dict[str, Any] | None) -> dict[str, Any]:
 
 def _acceptance(con, expr: str, by_label: bool = False) -> list[dict[str, Any]]:
     """Samples and kept per group, largest groups first (`by_label`: in label order)."""
-    rows = _rows(
+    rows = records(
         con,
         f"""
         SELECT coalesce(CAST({expr} AS VARCHAR), '{NONE}') AS "group", count(*) AS samples,
@@ -311,7 +301,7 @@ def _lengths(con, column: str) -> dict[str, Any]:
 
 
 def _drops(con) -> dict[str, Any]:
-    top = _rows(
+    top = records(
         con,
         f"""
         SELECT stage, drop_reason, unit, count(*) AS n FROM dropped
@@ -326,7 +316,7 @@ def _drops(con) -> dict[str, Any]:
     # choose the example rows from metadata, then read the text of just those rows
     pairs = " OR ".join("(stage = ? AND drop_reason = ?)" for _ in shown)
     params = [x for r in shown for x in (r["stage"], r["drop_reason"])]
-    picked = _rows(
+    picked = records(
         con,
         f"""
         SELECT stage, drop_reason, input, coalesce(id, problem_id) AS key FROM (
@@ -340,7 +330,7 @@ def _drops(con) -> dict[str, Any]:
     )
     keys = sorted({r["key"] for r in picked})
     marks = ", ".join("?" for _ in keys)
-    text = _rows(
+    text = records(
         con,
         f"""
         SELECT input, coalesce(id, problem_id) AS key, problem, answer, gold, completion,

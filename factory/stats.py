@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from factory.query import connect
+from factory.query import connect, records
 from factory.storage.rundir import current_version, read_manifest
 
 # a sample counts as generated if the teacher answered it (tombstones are rejects at the
@@ -52,10 +52,10 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
     manifest = read_manifest(base)
     con = connect(base)
     try:
-        by_source = _rows(con, BY_SOURCE)
-        drops = _rows(con, DROPS)
+        by_source = records(con, BY_SOURCE)
+        drops = records(con, DROPS)
         columns = {r[0] for r in con.execute("DESCRIBE traces").fetchall()}
-        agreement = _rows(con, AGREEMENT) if "verdicts" in columns else []  # older runs: none
+        agreement = records(con, AGREEMENT) if "verdicts" in columns else []  # older runs: none
     finally:
         con.close()
     return {
@@ -75,12 +75,6 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         "stages": manifest["stages"],
         "seconds": manifest["seconds"],
     }
-
-
-def _rows(con, sql: str) -> list[dict[str, Any]]:
-    cur = con.execute(sql)
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
 def _agreement(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -70,6 +70,7 @@ class Input:
     runs: list[dict[str, Any]]  # its rows of the `runs` view
     renamed: dict[str, str] = field(default_factory=dict)  # stored column → view column
     columns: set[str] = field(default_factory=set)  # stored columns of its traces
+    manifest: dict[str, Any] | None = None  # a run's manifest, as read once here
 
 
 def open_warehouse(paths: list[str | Path], db: Path | None = None):
@@ -149,7 +150,7 @@ def _run(path: Path) -> Input:
         if missing := [f for f in shards if not Path(f).is_file()]:
             raise WarehouseError(f"{path}: shard listed in the manifest is missing: {missing[0]}")
     columns = set(pq.read_schema(files["traces"][0]).names) if files["traces"] else set()
-    return Input(path, "run", files, [_run_row(path, manifest)], columns=columns)
+    return Input(path, "run", files, [_run_row(path, manifest)], columns=columns, manifest=manifest)
 
 
 def _published(path: Path, card: str) -> Input:

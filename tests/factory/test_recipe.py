@@ -151,3 +151,21 @@ def test_prompt_text_is_part_of_the_generation_fingerprint(tmp_path: Path):
 )
 def test_parse_value(text, value):
     assert parse_value(text) == value
+
+
+def test_settings_added_later_leave_older_fingerprints_alone():
+    """Runs made before `teacher.solver_error_rate` and `source.difficulty_field` existed keep
+    their fingerprints (their folder, their stored samples): the values below are those of the
+    shipped math-cot and knowledge recipes' runs before those settings were added."""
+    for name, generation, recipe in (
+        ("math-cot", "4290f5db5c1b9df3", "aa87a9eba26db8c4"),
+        ("knowledge", "bbec4687e1610413", "d9ea2dcf80e1fa5a"),
+    ):
+        r = load_recipe(name)
+        assert (r.generation_fingerprint(), r.fingerprint()) == (generation, recipe), name
+    # set to anything else, they are part of what a run is
+    slips = load_recipe("math-cot", ["teacher.solver_error_rate=0.2"])
+    assert slips.generation_fingerprint() != "4290f5db5c1b9df3"
+    level = load_recipe("math-cot", ["source.difficulty_field=level"])
+    assert level.fingerprint() != "aa87a9eba26db8c4"
+    assert level.generation_fingerprint() == "4290f5db5c1b9df3"  # not a teacher setting
