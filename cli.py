@@ -490,7 +490,7 @@ def train(
     except FactoryError as exc:
         _fail(exc)
     typer.echo(json.dumps(summary, indent=2, default=str))
-    typer.echo(f"next: factory eval {summary['output_dir']} recipe=eval-arith --k 4")
+    typer.echo(f"next: factory eval {summary['output_dir']} recipe=<an eval-* recipe> --k 4")
 
 
 @app.command()

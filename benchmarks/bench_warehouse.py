@@ -12,7 +12,7 @@ word `zyxneedle`.
 
 Timed (best of `--repeat` runs after one warm-up, page cache warm for every side):
   - funnel            rows per stage and drop reason over traces + rejects
-  - by source         acceptance by source (the `factory stats` query)
+  - by source         acceptance by source (the README's example question)
   - by teacher        cost per kept trace by teacher (the `costs` view)
   - agreement         verifier disagreement (the `verdicts` view joined with itself)
   - LIKE              `count(*) WHERE reasoning LIKE '%zyxneedle%'`
@@ -387,12 +387,15 @@ def main() -> None:
                 return pc.sum(pc.match_substring(t.column("reasoning"), NEEDLE)).as_py()
 
             like_s, found = _best(arrow_like, a.repeat)
+            expected = sum(1 for i in range(manifest["rows"]["traces"]) if i % 1000 == 7)
+            assert result == [(expected,)] and found == expected, (result, found, expected)
             print(
                 f"{'':12} {'':>9} {like_s:>11.3f} {seconds / like_s:>6.2f}x "
                 f"{'':>9} {'':>10}  (baseline: pyarrow read + match_substring: {found})"
             )
-    expected = sum(1 for i in range(manifest["rows"]["traces"]) if i % 1000 == 7)
-    print(f"\nLIKE expected {expected} rows; bytes read by DuckDB from rchar of /proc/self/io")
+    print(
+        "\nLIKE found the planted rows (checked); bytes read by DuckDB from rchar of /proc/self/io"
+    )
     con.close()
     if not a.keep:
         shutil.rmtree(a.out, ignore_errors=True)

@@ -18,15 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from factory.stats import run_stats
-from factory.storage.rundir import current_version, read_manifest
 
 MISSING = "—"  # a recipe key or table row that one run does not have
 
 
 def diff_runs(a: Path, b: Path) -> dict[str, Any]:
     """The differences between runs `a` and `b` (deltas are b − a)."""
-    sa, sb = run_stats(a), run_stats(b)
-    ma, mb = _manifest(a), _manifest(b)
+    sa, sb = run_stats(a), run_stats(b)  # each from one version of its run
     return {
         "a": {"path": str(a), "run_id": sa["run_id"], "recipe": sa["recipe"]},
         "b": {"path": str(b), "run_id": sb["run_id"], "recipe": sb["recipe"]},
@@ -35,19 +33,15 @@ def diff_runs(a: Path, b: Path) -> dict[str, Any]:
         "drop_reasons": _drops(sa["drop_reasons"], sb["drop_reasons"]),
         "per_kept_trace": _per_kept(sa, sb),
         "recipe": {
-            "fingerprint_a": ma.get("recipe_fingerprint"),
-            "fingerprint_b": mb.get("recipe_fingerprint"),
-            "same": ma.get("recipe_fingerprint") == mb.get("recipe_fingerprint"),
-            "changed": changed_keys(ma.get("recipe") or {}, mb.get("recipe") or {}),
+            "fingerprint_a": sa["recipe_fingerprint"],
+            "fingerprint_b": sb["recipe_fingerprint"],
+            "same": sa["recipe_fingerprint"] == sb["recipe_fingerprint"],
+            "changed": changed_keys(sa["resolved_recipe"], sb["resolved_recipe"]),
         },
         "dedup": _dedup(sa["dedup"], sb["dedup"]),
         "decontamination": _decontamination(sa["decontamination"], sb["decontamination"]),
         "selection": _selection(sa["selection"], sb["selection"]),
     }
-
-
-def _manifest(run_dir: Path) -> dict[str, Any]:
-    return read_manifest(current_version(run_dir) or Path(run_dir))
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -80,10 +74,6 @@ def _share(n: int | None, generated: int | None) -> float | None:
     return round(n / generated, 4) if n is not None and generated else None
 
 
-def _minus(b: float | None, a: float | None) -> float | None:
-    return None if a is None or b is None else round(b - a, 4)
-
-
 def _funnel(fa: dict[str, int], fb: dict[str, int]) -> list[dict[str, Any]]:
     steps = list(fa) + [s for s in fb if s not in fa]
     ga, gb = fa.get("generated"), fb.get("generated")
@@ -98,10 +88,10 @@ def _funnel(fa: dict[str, int], fb: dict[str, int]) -> list[dict[str, Any]]:
                 "step": step,
                 "a": a,
                 "b": b,
-                "delta": None if a is None or b is None else b - a,
+                "delta": _delta(a, b),
                 "share_a": sa,
                 "share_b": sb,
-                "share_delta": _minus(sb, sa),
+                "share_delta": _delta(sa, sb),
             }
         )
     return rows
@@ -117,11 +107,11 @@ def _by_source(ra: list[dict], rb: list[dict]) -> list[dict[str, Any]]:
                 "source": source,
                 "generated_a": x.get("generated"),
                 "generated_b": y.get("generated"),
-                "kept_a": _int(x.get("kept")),
-                "kept_b": _int(y.get("kept")),
+                "kept_a": x.get("kept"),
+                "kept_b": y.get("kept"),
                 "acceptance_a": x.get("acceptance"),
                 "acceptance_b": y.get("acceptance"),
-                "acceptance_delta": _minus(y.get("acceptance"), x.get("acceptance")),
+                "acceptance_delta": _delta(x.get("acceptance"), y.get("acceptance")),
             }
         )
     return rows
@@ -230,10 +220,6 @@ def _delta(a: Any, b: Any) -> float | int | None:
         d = b - a
         return d if isinstance(d, int) else round(d, 6)
     return None
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
 
 
 # ---- rendering ---------------------------------------------------------------------------

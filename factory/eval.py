@@ -43,11 +43,11 @@ from factory.recipe import Recipe, data_path, load_recipe
 from factory.storage.atomic import write_json
 from factory.storage.rundir import current_version
 from factory.teachers import Teacher
+from factory.train import LINEAGE  # the record `factory train` writes next to a checkpoint
 
 log = logging.getLogger(__name__)
 
 SCORES = "scores.json"
-TRAIN_RECORD = "factory_train.json"  # written next to a checkpoint by the training side
 # everything that would drop or add samples between the teacher and the scores
 FORCED = (
     "dedup.problems.exact=false",
@@ -189,11 +189,11 @@ def lineage(
     """recipe fingerprint → dataset → checkpoint (the training record) → this eval."""
     folder = Path(model) if Path(model).is_dir() else None
     train_record = None
-    if folder is not None and (folder / TRAIN_RECORD).is_file():
+    if folder is not None and (folder / LINEAGE).is_file():
         try:
-            train_record = json.loads((folder / TRAIN_RECORD).read_text(encoding="utf-8"))
+            train_record = json.loads((folder / LINEAGE).read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            log.warning("%s: not valid JSON (%s); lineage without it", folder / TRAIN_RECORD, exc)
+            log.warning("%s: not valid JSON (%s); lineage without it", folder / LINEAGE, exc)
     t = recipe.teacher
     return {
         "model": model,

@@ -192,19 +192,13 @@ def _folded(text: str, fold: int | None) -> Text:
 
 
 def _answer(row: dict[str, Any]) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    grid.add_row(
-        Text("final answer"), Text("(none)" if row.get("answer") is None else row["answer"])
-    )
     gold = "(none)" if row.get("gold") is None else row["gold"]
     if row.get("pseudo_label"):
         majority = (row.get("meta") or {}).get("majority") or {}
         vote = f", {majority['votes']} votes, share {majority['share']}" if majority else ""
         gold = f"{gold}  (pseudo-label: samples' majority vote{vote})"
-    grid.add_row(Text("gold"), Text(gold))
-    return grid
+    answer = "(none)" if row.get("answer") is None else row["answer"]
+    return _pairs({"final answer": answer, "gold": gold})
 
 
 def _verdicts(verdicts: list[dict[str, Any]]) -> Table:
@@ -237,24 +231,19 @@ def _contamination(hit: dict[str, Any]) -> Table:
     t = Table(box=None, padding=(0, 2), show_edge=False)
     for c in ("benchmark", "item", "field", "matched n-gram"):
         t.add_column(c)
-    hits = hit if isinstance(hit, list) else [hit]
-    for h in hits:
-        t.add_row(*(Text(str(h.get(k, ""))) for k in ("benchmark", "item", "field", "ngram")))
+    t.add_row(*(Text(str(hit.get(k, ""))) for k in ("benchmark", "item", "field", "ngram")))
     return t
 
 
 def _journey(journey: dict[str, Any]) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    grid.add_row(
-        Text("wrong attempt"),
-        Text(f"{journey.get('wrong_id')} (answered {journey.get('wrong_answer')})"),
+    return _pairs(
+        {
+            "wrong attempt": f"{journey.get('wrong_id')} (answered {journey.get('wrong_answer')})",
+            "right path": journey.get("right_id"),
+            "cut": journey.get("cut"),
+            "bridge": f"line {journey.get('bridge')} of journey.bridges",
+        }
     )
-    grid.add_row(Text("right path"), Text(str(journey.get("right_id"))))
-    grid.add_row(Text("cut"), Text(str(journey.get("cut"))))
-    grid.add_row(Text("bridge"), Text(f"line {journey.get('bridge')} of journey.bridges"))
-    return grid
 
 
 def _pairs(values: dict[str, Any]) -> Table:

@@ -147,30 +147,6 @@ def _read_template(template: str | Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def read_conversations(folder: str | Path) -> tuple[list[list[dict[str, str]]], list[str]]:
-    """The `messages` and `id` columns of a folder written by `factory publish` (its
-    `data/*.parquet`), or of one parquet file."""
-    import pyarrow.parquet as pq
-
-    path = Path(folder)
-    files = [path] if path.is_file() else sorted((path / "data").glob("*.parquet"))
-    if not files:
-        raise LintError(f"{path} holds no data/*.parquet: lint a folder written by factory publish")
-    conversations, ids = [], []
-    for file in files:
-        names = pq.read_schema(file).names
-        if "messages" not in names:
-            raise LintError(f"{file} has no `messages` column (columns: {names})")
-        table = pq.read_table(file, columns=[c for c in ("messages", "id") if c in names])
-        rows = table.column("messages").to_pylist()
-        conversations += rows
-        if "id" in names:
-            ids += [str(i) for i in table.column("id").to_pylist()]
-        else:
-            ids += [f"{file.name}:{i}" for i in range(len(rows))]
-    return conversations, ids
-
-
 # --- the checks -----------------------------------------------------------------------------
 
 

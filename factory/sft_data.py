@@ -31,9 +31,9 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from factory.errors import FactoryError
 from factory.publish import sft_messages
@@ -73,11 +73,6 @@ class SFTData:
     seed: int
     fingerprint: str
     ids: list[str]  # the id of each row of the dataset, in order
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("ids")
-        return out
 
 
 def load_sft_dataset(specs: list[DatasetSpec], seed: int = 0):

@@ -61,6 +61,8 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
     return {
         "run_id": manifest["run_id"],
         "recipe": manifest["recipe_name"],
+        "recipe_fingerprint": manifest.get("recipe_fingerprint"),
+        "resolved_recipe": manifest.get("recipe") or {},  # every setting, as the run used it
         "funnel": manifest["funnel"],
         "by_source": by_source,
         "drop_reasons": drops,

@@ -42,6 +42,7 @@ from typing import Any
 import factory
 from factory.errors import FactoryError
 from factory.sft_data import SFTData, load_sft_dataset
+from factory.storage.atomic import write_json
 from factory.train_recipe import TrainRecipe
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def train(recipe: TrainRecipe, resume: bool = True) -> dict[str, Any]:
     state = trainer.state
     final = {**lineage, "global_step": state.global_step, "train_loss": _losses(state)}
     if trainer.is_world_process_zero():
-        _write_json(out / LINEAGE, final)
+        write_json(out / LINEAGE, final)
     return _summary(state, recorder, seconds, out, max_length, overflow, trainer.args)
 
 
@@ -375,20 +376,13 @@ def _lineage_callback(lineage: dict[str, Any]):
             if state.is_world_process_zero:
                 folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
                 record = {**lineage, "global_step": state.global_step}
-                _write_json(folder / LINEAGE, {**record, "train_loss": _losses(state)})
+                write_json(folder / LINEAGE, {**record, "train_loss": _losses(state)})
 
     return LineageCallback()
 
 
 def _losses(state) -> list[dict[str, float]]:
     return [{"step": e["step"], "loss": e["loss"]} for e in state.log_history if "loss" in e]
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from factory.storage.atomic import write_bytes
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(path, json.dumps(data, indent=2, ensure_ascii=False, default=str).encode())
 
 
 def _save_final(trainer, tokenizer, cfg, out: Path) -> None:

@@ -159,10 +159,10 @@ def _published(path: Path, card: str) -> Input:
     shards = sorted(str(p.resolve()) for p in (path / "data").glob("train-*.parquet"))
     if not shards:
         raise WarehouseError(f"{path}/data holds no train-*.parquet shards")
-    columns = set(pq.read_schema(shards[0]).names)
+    footers = [pq.ParquetFile(s).metadata for s in shards]
+    columns = set(footers[0].schema.to_arrow_schema().names)
     renamed = {k: v for k, v in RENAMED.items() if k in columns}
-    rows = pq.ParquetFile(shards[0]).metadata.num_rows
-    rows += sum(pq.ParquetFile(s).metadata.num_rows for s in shards[1:])
+    rows = sum(f.num_rows for f in footers)
     files = {"traces": shards, "rejects": [], "problems": []}
     return Input(path, "published", files, _published_rows(path, card, rows), renamed, columns)
 

@@ -19,7 +19,6 @@ from factory.lint import (
     LintError,
     lint_conversations,
     load_tokenizer,
-    read_conversations,
     suggest_max_length,
 )
 
@@ -310,18 +309,3 @@ def test_load_tokenizer(smollm2_folder, model_cache, tmp_path):
         load_tokenizer(smollm2_folder, tmp_path / "missing.jinja")
     with pytest.raises(LintError, match="cannot load a tokenizer"):
         load_tokenizer(tmp_path / "no-model")
-
-
-def test_read_conversations_of_a_published_folder(tmp_path, tokenizer):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    (tmp_path / "data").mkdir()
-    table = pa.table({"id": GOOD_IDS, "messages": GOOD, "answer": ["5", "Paris", "5"]})
-    pq.write_table(table.slice(0, 2), tmp_path / "data" / "train-00000-of-00002.parquet")
-    pq.write_table(table.slice(2), tmp_path / "data" / "train-00001-of-00002.parquet")
-    conversations, ids = read_conversations(tmp_path)
-    assert conversations == GOOD and ids == GOOD_IDS
-    assert lint_conversations(conversations, tokenizer, ids=ids).ok
-    with pytest.raises(LintError, match="no data"):
-        read_conversations(tmp_path / "data" / "elsewhere")
