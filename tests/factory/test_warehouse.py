@@ -55,35 +55,25 @@ COLUMNS = {
 }  # fmt: skip
 COLUMNS["rejects"] = [*COLUMNS["traces"][:-1], "stage", "drop_reason", "input"]
 
-# the README's example questions (section "Warehouse"), over the math and re-verify runs
-ACCEPTANCE_BY_SOURCE = """
-WITH samples AS (
-    SELECT source, 1 AS kept FROM traces
-    UNION ALL
-    SELECT source, 0 FROM rejects WHERE sample_index IS NOT NULL AND stage != 'generate'
-)
-SELECT source, count(*) AS samples, sum(kept) AS kept, round(avg(kept), 3) AS acceptance
-FROM samples GROUP BY source ORDER BY source
-"""
-VERIFIER_DISAGREEMENT = """
-SELECT a.verifier AS a, b.verifier AS b, count(*) AS judged,
-       count(*) FILTER (WHERE (a.verdict = 'pass') != (b.verdict = 'pass')) AS disagree
-FROM verdicts AS a JOIN verdicts AS b
-  ON a.input = b.input AND a.id = b.id AND a.verifier < b.verifier
-GROUP BY ALL ORDER BY a, b
-"""
-LONGEST_ACCEPTED = """
-SELECT recipe, id, length(reasoning) AS chars FROM traces ORDER BY chars DESC, id LIMIT 3
-"""
-CONTAMINATION_BY_BENCHMARK = """
-SELECT benchmark, level, count(*) AS rows, count(DISTINCT item) AS items
-FROM contamination GROUP BY ALL ORDER BY rows DESC, benchmark
-"""
-COST_PER_KEPT_BY_TEACHER = """
-SELECT teacher_model, sum(samples) AS samples, sum(kept) AS kept, sum(cost_usd) AS cost_usd,
-       round(sum(cost_usd) / sum(kept), 4) AS cost_per_kept_usd
-FROM costs GROUP BY teacher_model ORDER BY teacher_model
-"""
+def _readme_questions() -> dict[str, str]:
+    """The README's example questions (section "Warehouse"): its ```sql block, one query per
+    paragraph, keyed by the `-- question` line above it (the answers below are checked here)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text[text.index("Example questions") :].split("```sql\n", 1)[1].split("```", 1)[0]
+    questions = {}
+    for paragraph in block.strip().split("\n\n"):
+        lines = paragraph.splitlines()
+        sql = "\n".join(line for line in lines[1:] if not line.lstrip().startswith("--"))
+        questions[lines[0].removeprefix("-- ")] = sql.rstrip(";\n ")
+    return questions
+
+
+README = _readme_questions()
+ACCEPTANCE_BY_SOURCE = README["acceptance by source"]
+VERIFIER_DISAGREEMENT = README["verifier disagreement (pass vs not pass)"]
+LONGEST_ACCEPTED = README["longest accepted reasoning"]
+CONTAMINATION_BY_BENCHMARK = README["contamination by benchmark"]
+COST_PER_KEPT_BY_TEACHER = README["cost per accepted trace by teacher"]
 
 
 class DuplicatingTeacher:
