@@ -256,22 +256,17 @@ def query(
     paths, sql = _split_query_args(args, db is not None)
     import duckdb
 
-    from factory.query import connect
+    from factory.query import query as run_query
 
     try:
-        con = connect(paths, db)
-        try:
-            if sql is None:
-                (n,) = con.execute("SELECT count(*) FROM runs").fetchone()
-                typer.echo(f"catalog: {db} ({n} run(s); views {', '.join(_warehouse_views())})")
-                return
-            cur = con.execute(sql)
-            columns = [d[0] for d in cur.description] if cur.description else []
-            rows = cur.fetchall()
-        finally:
-            con.close()
+        columns, rows = run_query(paths, sql or "SELECT count(*) FROM runs", db)
     except (FactoryError, duckdb.Error) as exc:
         _fail(exc)
+    if sql is None:
+        from factory.warehouse import VIEWS
+
+        typer.echo(f"catalog: {db} ({rows[0][0]} run(s); views {', '.join(VIEWS)})")
+        return
     if format == "table":
         from factory.display import console, table
 
@@ -293,12 +288,6 @@ def _split_query_args(args: list[str], catalog: bool) -> tuple[list[str], str | 
     if len(args) < 2:
         _fail(ValueError('name the runs and then the SQL: factory query PATH... "SELECT ..."'))
     return args[:-1], last
-
-
-def _warehouse_views() -> tuple[str, ...]:
-    from factory.warehouse import VIEWS
-
-    return VIEWS
 
 
 @app.command()

@@ -78,6 +78,8 @@ class LintReport:
     lengths: dict[str, Any]  # tokens per rendered sample, see `length_stats`
     suggested_max_length: int  # the smallest `max_length` of `suggest_max_length` that cuts none
     template: str = "given"  # "given", or "trl" when TRL's training version was linted
+    # tokens of each conversation as rendered, in order (None: not rendered); not in to_dict
+    token_counts: list[int | None] = field(default_factory=list, repr=False)
 
     def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == "error"]
@@ -211,7 +213,8 @@ def lint_conversations(
     lengths = [len(s.input_ids) for s in rendered.values()]
     suggested = suggest_max_length(lengths)
     findings += check_length(rendered, names, limit, max_length is None, suggested)
-    return LintReport(n, findings, length_stats(lengths, limit), suggested, source)
+    counts = [len(rendered[i].input_ids) if i in rendered else None for i in range(n)]
+    return LintReport(n, findings, length_stats(lengths, limit), suggested, source, counts)
 
 
 def _conversation_problem(conv) -> str | None:

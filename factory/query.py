@@ -26,8 +26,11 @@ def connect(paths: Paths, db: Path | None = None):
     return open_warehouse(paths if isinstance(paths, list) else [paths], db)
 
 
-def query(paths: Paths, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    con = connect(paths)
+def query(
+    paths: Paths, sql: str, db: Path | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """(columns, rows) of `sql` over the warehouse of `paths` (written into `db` if given)."""
+    con = connect(paths, db)
     try:
         cur = con.execute(sql)
         columns = [d[0] for d in cur.description] if cur.description else []

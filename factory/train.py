@@ -3,12 +3,12 @@
     train(recipe) reads top to bottom:
       1. data        published folders / run directories → one `messages` dataset (sft_data.py)
       2. tokenizer   the student's, with the recipe's chat template file set on it
-      3. max_length  chosen from every sample's token length (the template applied): the
-                     smallest multiple of 64 that cuts nothing, at most `max_length_cap`
-      4. pre-flight  factory.lint over every conversation: hard errors stop here, before any
-                     model is loaded, each with its fix; samples over max_length are then an
-                     error, dropped or truncated as `on_overflow` says, always counted in the
-                     log and the lineage
+      3. pre-flight  factory.lint over every conversation (rendered and tokenized once): hard
+                     errors stop here, before any model is loaded, each with its fix
+      4. max_length  chosen from lint's token count of every sample (the template applied):
+                     the smallest multiple of 64 that cuts nothing, at most `max_length_cap`;
+                     samples over it are then an error, dropped or truncated as `on_overflow`
+                     says, always counted in the log and the lineage
       5. trainer     TRL `SFTTrainer` with `SFTConfig(assistant_only_loss=True)`: only the
                      assistant turns (think block, answer and the closing <|im_end|>) are
                      trained; LoRA through peft when `lora.enabled`
@@ -69,13 +69,15 @@ def train(recipe: TrainRecipe, resume: bool = True) -> dict[str, Any]:
     model_path = _resolve_model(cfg.model, cfg.cache_dir)
     tokenizer = _tokenizer(model_path, recipe)
 
-    # 3. token lengths and max_length: the smallest multiple of 64 that cuts nothing, capped
+    # 3. pre-flight, before any model is loaded (it renders and tokenizes every conversation
+    # once, its long-sample warning against the longest max_length training may use)
     conversations = list(dataset["messages"])
-    lengths = token_lengths(tokenizer, conversations)
-    max_length, overflow = choose_max_length(lengths, cfg.max_length, cfg.max_length_cap)
+    report = _preflight(conversations, tokenizer, data, cfg.max_length or cfg.max_length_cap)
 
-    # 4. pre-flight, before any model is loaded; then overflow, which is never silent
-    report = _preflight(conversations, tokenizer, data, max_length)
+    # 4. max_length from those token counts: the smallest multiple of 64 that cuts nothing,
+    # capped; then overflow, which is never silent
+    lengths = report.token_counts
+    max_length, overflow = choose_max_length(lengths, cfg.max_length, cfg.max_length_cap)
     dataset, data = _apply_overflow(dataset, data, lengths, max_length, overflow, cfg)
 
     # 5. trainer
@@ -153,16 +155,6 @@ def _tokenizer(model_path: str, recipe: TrainRecipe):
 
 
 # --- 3. lengths and max_length ------------------------------------------------------------
-
-
-def token_lengths(tokenizer, conversations, chunk: int = 512) -> list[int]:
-    """Tokens of each conversation as TRL tokenizes it (the chat template applied)."""
-    out: list[int] = []
-    for start in range(0, len(conversations), chunk):
-        batch = conversations[start : start + chunk]
-        encoded = tokenizer.apply_chat_template(batch, tokenize=True, return_dict=True)
-        out += [len(ids) for ids in encoded["input_ids"]]
-    return out
 
 
 def choose_max_length(

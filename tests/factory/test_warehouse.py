@@ -55,6 +55,7 @@ COLUMNS = {
 }  # fmt: skip
 COLUMNS["rejects"] = [*COLUMNS["traces"][:-1], "stage", "drop_reason", "input"]
 
+
 def _readme_questions() -> dict[str, str]:
     """The README's example questions (section "Warehouse"): its ```sql block, one query per
     paragraph, keyed by the `-- question` line above it (the answers below are checked here)."""
