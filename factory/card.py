@@ -94,6 +94,19 @@ def stated_kinds(body: str) -> dict[str, tuple[int, int]]:
     return {m[1]: (int(m[2]), int(m[3])) for m in _KIND_ROW.finditer(section)}
 
 
+def read_lineage(card: str) -> dict[str, Any]:
+    """The card's lineage block (written by `_lineage`) as a dict; {} if it has none."""
+    import yaml
+
+    match = re.search(r"^## Lineage\n\n```yaml\n(.*?)```", card, re.DOTALL | re.MULTILINE)
+    if not match:
+        return {}
+    try:
+        return yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError:
+        return {}
+
+
 def render_card(facts: CardFacts) -> str:
     import yaml
 

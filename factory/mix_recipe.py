@@ -121,13 +121,19 @@ class MixConfig:
         remainder, so the targets add up to `total` exactly)."""
         if self.total is None:
             return {b.name: int(b.target or 0) for b in self.buckets}
-        weights = {b.name: float(b.weight or 0) for b in self.buckets}
-        share = {n: self.total * w / sum(weights.values()) for n, w in weights.items()}
-        out = {n: int(s) for n, s in share.items()}
-        by_remainder = sorted(share, key=lambda n: (-(share[n] - out[n]), list(share).index(n)))
-        for n in by_remainder[: self.total - sum(out.values())]:
-            out[n] += 1
-        return out
+        split = largest_remainder(self.total, [float(b.weight or 0) for b in self.buckets])
+        return {b.name: n for b, n in zip(self.buckets, split, strict=True)}
+
+
+def largest_remainder(total: int, weights: list[float]) -> list[int]:
+    """`total` split by `weights` into whole parts that add up to `total` exactly: each its
+    floor, then one more to the largest remainders (ties: the earlier weight)."""
+    share = [total * w / sum(weights) for w in weights]
+    out = [int(s) for s in share]
+    order = sorted(range(len(share)), key=lambda k: (-(share[k] - out[k]), k))
+    for k in order[: total - sum(out)]:
+        out[k] += 1
+    return out
 
 
 @dataclass

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Literal
 
 from factory.errors import FactoryError
+from factory.mix_recipe import largest_remainder
 from factory.publish import sft_messages
 from factory.recipe import data_path
 from factory.storage.rundir import current_version
@@ -183,15 +184,7 @@ def _shards(folder: Path, given: str) -> tuple[list[Path], Literal["published", 
 def _targets(rows: list[int], weights: list[float]) -> list[int]:
     """Rows to draw from each input: all of one input; with several, their total split by
     weight (largest remainder, so the targets add up to the total exactly)."""
-    if len(rows) == 1:
-        return rows
-    total = sum(rows)
-    share = [total * w / sum(weights) for w in weights]
-    out = [int(s) for s in share]
-    order = sorted(range(len(share)), key=lambda k: (-(share[k] - out[k]), k))
-    for k in order[: total - sum(out)]:
-        out[k] += 1
-    return out
+    return rows if len(rows) == 1 else largest_remainder(sum(rows), weights)
 
 
 def _pick(n: int, target: int, seed: int, k: int) -> list[int]:

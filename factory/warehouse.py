@@ -30,7 +30,6 @@ Not covered: run directories of an older layout whose manifest lists no files.
 from __future__ import annotations
 
 import glob
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -230,14 +229,9 @@ def _run_row(path: Path, m: dict[str, Any]) -> dict[str, Any]:
 
 def _published_rows(path: Path, card: str, rows: int) -> list[dict[str, Any]]:
     """A published folder's runs, from its card's lineage block (what a card records)."""
-    import yaml
+    from factory.card import read_lineage
 
-    lineage: dict[str, Any] = {}
-    if match := re.search(r"^## Lineage\n\n```yaml\n(.*?)```", card, re.DOTALL | re.MULTILINE):
-        try:
-            lineage = yaml.safe_load(match.group(1)) or {}
-        except yaml.YAMLError:
-            lineage = {}
+    lineage = read_lineage(card)
     runs = lineage.get("runs") or [{"rows": rows}]
     models = lineage.get("teacher_models") or []
     blank = dict.fromkeys(RUN_COLUMNS)

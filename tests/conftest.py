@@ -27,6 +27,14 @@ def model_cache(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def smollm2_folder(model_cache):
+    """The converted SmolLM2 folder of the session's model cache (tokenizer and weights)."""
+    from factory.teachers.gguf import bundled_gguf, converted_folder
+
+    return converted_folder(bundled_gguf("smollm2-135m-instruct"), Path(model_cache))
+
+
+@pytest.fixture(scope="session")
 def smollm2(model_cache):
     """The real embedded teacher, loaded once and shared by the end-to-end tests."""
     from factory.recipe import TeacherConfig

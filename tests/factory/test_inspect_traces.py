@@ -15,7 +15,7 @@ from factory.inspect_traces import TraceQueryError, find_traces, fold_lines, ren
 from factory.pipeline import run_recipe
 from factory.recipe import load_recipe
 from factory.teachers.base import Sample
-from tests.helpers import factory
+from tests.helpers import factory, file_overrides
 from tests.test_journey_math import MistakenTeacher
 from tests.test_journey_math import _recipe as journey_recipe
 
@@ -60,13 +60,7 @@ def run(tmp_path_factory):
     (tmp / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp / "bench.jsonl").write_text(json.dumps({"question": f"Riddle: {PLANTED}?"}) + "\n")
     keys = {
-        "source.kind": "file",
-        "source.path": str(tmp / "p.jsonl"),
-        "source.id_field": "id",
-        "source.limit": "null",
-        "teacher.model": "fake",
         "teacher.n": "2",
-        "prompt.fewshot": "null",
         "dedup.problems.near": "false",
         "dedup.traces.near": "false",
         "decontaminate.enabled": "true",
@@ -76,7 +70,7 @@ def run(tmp_path_factory):
         "select.enabled": "true",
         "select.k": "2",
     }
-    recipe = load_recipe("math-cot", [f"{k}={v}" for k, v in keys.items()])
+    recipe = load_recipe("math-cot", file_overrides(tmp / "p.jsonl", **keys))
     run_recipe(recipe, tmp / "run", teacher=ShowTeacher())
     return tmp / "run"
 

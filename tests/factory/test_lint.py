@@ -78,13 +78,6 @@ R1_LIKE_NO_MARKERS = (
 
 
 @pytest.fixture(scope="module")
-def smollm2_folder(model_cache) -> Path:
-    from factory.teachers.gguf import bundled_gguf, converted_folder
-
-    return converted_folder(bundled_gguf("smollm2-135m-instruct"), Path(model_cache))
-
-
-@pytest.fixture(scope="module")
 def tokenizer(smollm2_folder):
     """SmolLM2's tokenizer fixed as `factory train` should use it: the shipped template and a
     pad token that is not EOS. Tests pass other templates as arguments, never mutate it."""

@@ -36,14 +36,6 @@ JOURNEY = (
 )
 
 
-@pytest.fixture(scope="module")
-def smollm2_folder(model_cache) -> Path:
-    """The converted SmolLM2 folder of the session's model cache (its tokenizer is used)."""
-    from factory.teachers.gguf import bundled_gguf, converted_folder
-
-    return converted_folder(bundled_gguf("smollm2-135m-instruct"), Path(model_cache))
-
-
 @pytest.fixture
 def tokenizer(smollm2_folder):
     """A fresh tokenizer per test: `chat_template_path` sets the template on the instance."""

@@ -90,13 +90,6 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def smollm2_folder(model_cache) -> Path:
-    from factory.teachers.gguf import bundled_gguf, converted_folder
-
-    return converted_folder(bundled_gguf("smollm2-135m-instruct"), Path(model_cache))
-
-
-@pytest.fixture(scope="module")
 def tiny_model(smollm2_folder, tmp_path_factory) -> Path:
     """A random two-layer Llama with SmolLM2's vocabulary and tokenizer, saved as a folder."""
     import torch
