@@ -40,29 +40,26 @@ class HostileTeacher:
         pass
 
 
+def _mix_of(run, folder, **settings):
+    """A mix of `run` into one bucket that asks for 10 rows, with `settings` (e.g. max_tokens)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "mix.yaml"
+    bucket = {"name": "math", "target": 10, "inputs": [{"path": str(run)}]}
+    path.write_text(yaml.safe_dump({"description": "t", "mix": {**settings, "buckets": [bucket]}}))
+    run_mix(load_mix_recipe(str(path)), folder / "mix")
+    return folder / "mix"
+
+
 @pytest.fixture(scope="module")
 def mix_run(inputs, tmp_path_factory):  # noqa: F811
     """The math run's 6 kept rows mixed into a bucket that asks for 10 (a shortfall of 4)."""
-    math, _, _ = inputs
-    tmp = tmp_path_factory.mktemp("report-mix")
-    path = tmp / "mix.yaml"
-    bucket = {"name": "math", "target": 10, "inputs": [{"path": str(math)}]}
-    path.write_text(yaml.safe_dump({"description": "t", "mix": {"buckets": [bucket]}}))
-    run_mix(load_mix_recipe(str(path)), tmp / "mix")
-    return tmp / "mix"
+    return _mix_of(inputs[0], tmp_path_factory.mktemp("report-mix"))
 
 
 @pytest.fixture(scope="module")
 def long_mix(inputs, tmp_path_factory):  # noqa: F811
     """A mix of the math run with max_tokens 5: all 6 kept rows (20 tokens each) are too long."""
-    math, _, _ = inputs
-    tmp = tmp_path_factory.mktemp("report-long-mix")
-    path = tmp / "mix.yaml"
-    bucket = {"name": "math", "target": 10, "inputs": [{"path": str(math)}]}
-    mix = {"max_tokens": 5, "buckets": [bucket]}
-    path.write_text(yaml.safe_dump({"description": "t", "mix": mix}))
-    run_mix(load_mix_recipe(str(path)), tmp / "mix")
-    return tmp / "mix"
+    return _mix_of(inputs[0], tmp_path_factory.mktemp("report-long-mix"), max_tokens=5)
 
 
 @pytest.fixture(scope="module")
